@@ -1,0 +1,182 @@
+/**
+ * The Backend interface: the small set of kernels the whole framework computes with.
+ *
+ * Tensors are opaque handles into backend-owned memory (host RAM for `ref` and `cpu`, device memory
+ * for a future GPU backend). Host code never reads tensor memory directly: it uploads and downloads
+ * explicitly. Kernels may run asynchronously; `synchronize()` waits for all queued work, and
+ * `download()` is itself a synchronization point.
+ *
+ * Conventions shared by every kernel:
+ * - Activations are row-major (rows = tokens, N = batch × seq). Weight matrices use the Hugging Face
+ *   layout (out_features, in_features), so a linear layer is y = x · Wᵀ.
+ * - Kernels that produce weight gradients ACCUMULATE into them (dW += …): callers zero gradient
+ *   buffers once per micro-step. Kernels that produce activation gradients overwrite, unless an
+ *   `accumulate` flag says otherwise.
+ * - Scalar results (losses, sums of squares) are written into float64 tensors, so reading them is an
+ *   explicit download.
+ */
+
+export type DType = 'f32' | 'f64' | 'i32';
+
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4 };
+
+/** An opaque handle: a typed, shaped window into one backend allocation. */
+export interface Tensor {
+  /** Name of the backend that owns the memory; mixing backends is an error. */
+  readonly backend: string;
+  /** Id of the underlying allocation (opaque). */
+  readonly buffer: number;
+  /** Offset into the allocation, in elements of `dtype`. */
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements (product of shape). */
+  readonly size: number;
+}
+
+export type HostArray = Float32Array | Float64Array | Int32Array;
+
+/** Shape parameters of the attention kernels (the fused qkv row layout is [q heads | k heads | v heads]). */
+export interface AttentionDims {
+  batch: number;
+  seqLen: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+}
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based optimizer step, for bias correction. */
+  step: number;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  // ---- memory -------------------------------------------------------------------------------
+  /** Allocates a zero-filled tensor. */
+  alloc(shape: readonly number[], dtype?: DType): Tensor;
+  /** Frees an allocation; `t` must be the tensor returned by alloc (not a view). */
+  free(t: Tensor): void;
+  /** A view of `size(shape)` elements starting `offset` elements into `t`. */
+  view(t: Tensor, offset: number, shape: readonly number[]): Tensor;
+  /** Bytes currently allocated and not freed. */
+  liveBytes(): number;
+  /** High-water mark of liveBytes since creation (or the last resetPeak). */
+  peakBytes(): number;
+  resetPeak(): void;
+  upload(t: Tensor, data: ArrayLike<number>): void;
+  /** Copies the tensor to a new host array (a synchronization point). */
+  download(t: Tensor): HostArray;
+  copy(dst: Tensor, src: Tensor): void;
+  fill(t: Tensor, value: number): void;
+  /** Waits until all queued kernels have finished. */
+  synchronize(): void;
+  /** Number of kernel threads (1 = single-threaded). Backends without threads ignore it. */
+  setThreads(n: number): void;
+  getThreads(): number;
+
+  // ---- elementwise and reductions -------------------------------------------------------------
+  /** x *= alpha */
+  scale(x: Tensor, alpha: number): void;
+  /** y += alpha · x */
+  axpy(y: Tensor, alpha: number, x: Tensor): void;
+  /** out = a + b (out may alias a or b) */
+  add(out: Tensor, a: Tensor, b: Tensor): void;
+  /** out[index] += Σ x², accumulated in float64. `out` is a float64 tensor. */
+  sumSquares(x: Tensor, out: Tensor, index: number): void;
+  /** out[index] += Σ a·b, accumulated in float64. */
+  dot(a: Tensor, b: Tensor, out: Tensor, index: number): void;
+  /**
+   * Gradient accumulation with its statistic, in one pass: acc += alpha · g and
+   * out[index] += Σ g² (float64). This is how a micro-step's squared gradient norm is taken as the
+   * gradient is added into the accumulator, without a second pass over memory.
+   */
+  accumulateWithNorm(acc: Tensor, alpha: number, g: Tensor, out: Tensor, index: number): void;
+  /**
+   * Global-norm clipping without a host round trip: x *= min(1, maxNorm / (sqrt(sqNorm[index]) + 1e-6)),
+   * where sqNorm is a float64 tensor holding the squared global norm (as torch.nn.utils.clip_grad_norm_).
+   */
+  clipByGlobalNorm(x: Tensor, sqNorm: Tensor, index: number, maxNorm: number): void;
+
+  // ---- layers -------------------------------------------------------------------------------
+  /** out[n, :] = table[tokens[n], :] */
+  embeddingForward(out: Tensor, table: Tensor, tokens: Tensor): void;
+  /** dTable[tokens[n], :] += dOut[n, :] */
+  embeddingBackward(dTable: Tensor, dOut: Tensor, tokens: Tensor): void;
+
+  /** out = x / rms(x) · w, rowwise over the last dimension; rstd[n] = 1/sqrt(mean(x²)+eps) is cached. */
+  rmsnormForward(out: Tensor, rstd: Tensor, x: Tensor, w: Tensor, eps: number): void;
+  /** dx (= or += when accumulate) and dw += from dOut. */
+  rmsnormBackward(dx: Tensor, dw: Tensor, dOut: Tensor, x: Tensor, w: Tensor, rstd: Tensor, accumulate: boolean): void;
+
+  /** c = alpha · op(a) · op(b) + beta · c with op = transpose when requested; all 2-D, row-major. */
+  matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha?: number, beta?: number): void;
+
+  /**
+   * Rotary position embedding in place, Hugging Face "rotate-half" layout: the first `nHeads` heads of
+   * `headDim` columns in each row of x (N × rowWidth) are rotated by the angle of the row's position
+   * (row mod seqLen). cos/sin are (seqLen × headDim/2) tables. `inverse` applies the transpose
+   * (the backward pass).
+   */
+  rope(x: Tensor, cos: Tensor, sin: Tensor, seqLen: number, nHeads: number, headDim: number, inverse: boolean): void;
+
+  /**
+   * Causal self-attention with grouped-query heads on a fused qkv tensor (N × (H + 2·Hkv)·hd):
+   * out (N × H·hd) = softmax(q·kᵀ/√hd + causal mask)·v; lse (batch·H·seqLen) caches each row's
+   * log-sum-exp for the backward pass.
+   */
+  attentionForward(out: Tensor, lse: Tensor, qkv: Tensor, dims: AttentionDims): void;
+  /** dqkv (overwritten) from dOut, using the cached out and lse. */
+  attentionBackward(dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims): void;
+
+  /** h (N × F) = silu(gate) · up, with gu (N × 2F) = [gate | up] per row. */
+  swigluForward(h: Tensor, gu: Tensor): void;
+  /** dgu (N × 2F, overwritten) from dh. */
+  swigluBackward(dgu: Tensor, dh: Tensor, gu: Tensor): void;
+
+  /**
+   * Final RMSNorm + LM head + softmax cross-entropy, fused and processed in chunks of tokens so the
+   * full N × vocab logits are never held. Targets < 0 are ignored.
+   * Writes lossOut[lossIndex] += Σ loss over counted tokens and lossOut[lossIndex+1] += their count.
+   * When grads are given, it also computes the gradient of (gradScale · Σ loss):
+   * dx (overwritten), dNormW += and dHeadW +=.
+   */
+  headLoss(args: HeadLossArgs): void;
+
+  /** Decoupled-weight-decay Adam (AdamW, as torch.optim.AdamW) on one contiguous range. */
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void;
+}
+
+export interface HeadLossArgs {
+  x: Tensor;
+  normW: Tensor;
+  headW: Tensor;
+  targets: Tensor;
+  eps: number;
+  lossOut: Tensor;
+  lossIndex: number;
+  grads?: {
+    dx: Tensor;
+    dNormW: Tensor;
+    dHeadW: Tensor;
+    gradScale: number;
+  };
+  /** Tokens per chunk (bounds the chunk × vocab scratch); backend default when omitted. */
+  chunkTokens?: number;
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}
+
+export function tensorBytes(t: Tensor): number {
+  return t.size * DTYPE_BYTES[t.dtype];
+}

@@ -1,0 +1,227 @@
+/**
+ * Argument validation shared by every backend: each kernel checks shapes, dtypes and ownership
+ * before any memory is touched, and throws an error that names the offending argument.
+ */
+import { shapeSize, type AttentionDims, type DType, type HeadLossArgs, type Tensor } from './backend.js';
+
+export class BackendArgumentError extends Error {
+  constructor(kernel: string, message: string) {
+    super(`${kernel}: ${message}`);
+    this.name = 'BackendArgumentError';
+  }
+}
+
+function fail(kernel: string, message: string): never {
+  throw new BackendArgumentError(kernel, message);
+}
+
+export function describe(t: Tensor): string {
+  return `${t.dtype}[${t.shape.join('×')}]`;
+}
+
+export function checkInt(kernel: string, name: string, v: number, min = 0): void {
+  if (!Number.isInteger(v) || v < min) fail(kernel, `${name} must be an integer ≥ ${min}, got ${v}`);
+}
+
+export function checkFinite(kernel: string, name: string, v: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(kernel, `${name} must be a finite number, got ${v}`);
+}
+
+export function checkShape(shape: readonly number[], what = 'shape'): void {
+  if (!Array.isArray(shape) || shape.length === 0) throw new BackendArgumentError('alloc', `${what} must be a non-empty array`);
+  for (const s of shape) {
+    if (!Number.isInteger(s) || s < 0) throw new BackendArgumentError('alloc', `${what} [${shape.join(', ')}] has an invalid dimension ${s}`);
+  }
+}
+
+/** Validates that t belongs to `backend` and has the dtype. */
+export function checkTensor(kernel: string, name: string, t: Tensor | undefined, backend: string, dtype?: DType | DType[]): void {
+  if (!t || typeof t !== 'object' || typeof t.buffer !== 'number') fail(kernel, `${name} is not a tensor`);
+  if (t.backend !== backend) fail(kernel, `${name} belongs to backend '${t.backend}', not '${backend}'`);
+  if (dtype !== undefined) {
+    const allowed = Array.isArray(dtype) ? dtype : [dtype];
+    if (!allowed.includes(t.dtype)) fail(kernel, `${name} must have dtype ${allowed.join(' or ')}, got ${t.dtype}`);
+  }
+}
+
+export function checkSize(kernel: string, name: string, t: Tensor, size: number): void {
+  if (t.size !== size) fail(kernel, `${name} ${describe(t)} must have ${size} elements, has ${t.size}`);
+}
+
+export function checkSameSize(kernel: string, names: string[], ts: Tensor[]): void {
+  for (let i = 1; i < ts.length; i++) {
+    if (ts[i]!.size !== ts[0]!.size) {
+      fail(kernel, `${names[i]} ${describe(ts[i]!)} and ${names[0]} ${describe(ts[0]!)} must have the same number of elements`);
+    }
+  }
+}
+
+/** Rows and columns of a tensor seen as a matrix: the last dimension is the row width. */
+export function matrixDims(t: Tensor): [number, number] {
+  const cols = t.shape[t.shape.length - 1]!;
+  return [cols === 0 ? 0 : t.size / cols, cols];
+}
+
+function check2d(kernel: string, name: string, t: Tensor): [number, number] {
+  if (t.shape.length !== 2) fail(kernel, `${name} must be 2-D, got ${describe(t)}`);
+  return [t.shape[0]!, t.shape[1]!];
+}
+
+export function checkMatmul(backend: string, c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha: number, beta: number): { m: number; n: number; k: number } {
+  const K = 'matmul';
+  checkTensor(K, 'c', c, backend, ['f32', 'f64']);
+  checkTensor(K, 'a', a, backend, c.dtype);
+  checkTensor(K, 'b', b, backend, c.dtype);
+  checkFinite(K, 'alpha', alpha);
+  checkFinite(K, 'beta', beta);
+  const [ar, ac] = check2d(K, 'a', a);
+  const [br, bc] = check2d(K, 'b', b);
+  const [cr, cc] = check2d(K, 'c', c);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) fail(K, `inner dimensions differ: op(a) is ${m}×${k}, op(b) is ${kb}×${n}`);
+  if (cr !== m || cc !== n) fail(K, `c ${describe(c)} must be ${m}×${n}`);
+  return { m, n, k };
+}
+
+export function checkRmsnorm(backend: string, out: Tensor, rstd: Tensor, x: Tensor, w: Tensor, eps: number, kernel = 'rmsnormForward'): { rows: number; dim: number } {
+  checkTensor(kernel, 'x', x, backend, ['f32', 'f64']);
+  checkTensor(kernel, 'out', out, backend, x.dtype);
+  checkTensor(kernel, 'w', w, backend, x.dtype);
+  checkTensor(kernel, 'rstd', rstd, backend, x.dtype);
+  checkFinite(kernel, 'eps', eps);
+  if (eps < 0) fail(kernel, `eps must be ≥ 0, got ${eps}`);
+  const [rows, dim] = matrixDims(x);
+  checkSize(kernel, 'w', w, dim);
+  checkSize(kernel, 'out', out, x.size);
+  checkSize(kernel, 'rstd', rstd, rows);
+  return { rows, dim };
+}
+
+export function checkRmsnormBackward(backend: string, dx: Tensor, dw: Tensor, dOut: Tensor, x: Tensor, w: Tensor, rstd: Tensor): { rows: number; dim: number } {
+  const K = 'rmsnormBackward';
+  const dims = checkRmsnorm(backend, dOut, rstd, x, w, 0, K);
+  checkTensor(K, 'dx', dx, backend, x.dtype);
+  checkTensor(K, 'dw', dw, backend, x.dtype);
+  checkSize(K, 'dx', dx, x.size);
+  checkSize(K, 'dw', dw, dims.dim);
+  return dims;
+}
+
+export function checkEmbedding(backend: string, kernel: string, out: Tensor, table: Tensor, tokens: Tensor): { n: number; dim: number; vocab: number } {
+  checkTensor(kernel, 'table', table, backend, ['f32', 'f64']);
+  checkTensor(kernel, 'out', out, backend, table.dtype);
+  checkTensor(kernel, 'tokens', tokens, backend, 'i32');
+  const [vocab, dim] = check2d(kernel, 'table', table);
+  const n = tokens.size;
+  checkSize(kernel, 'out', out, n * dim);
+  return { n, dim, vocab };
+}
+
+export function checkRope(backend: string, x: Tensor, cos: Tensor, sin: Tensor, seqLen: number, nHeads: number, headDim: number): { rows: number; width: number } {
+  const K = 'rope';
+  checkTensor(K, 'x', x, backend, ['f32', 'f64']);
+  checkTensor(K, 'cos', cos, backend, x.dtype);
+  checkTensor(K, 'sin', sin, backend, x.dtype);
+  checkInt(K, 'seqLen', seqLen, 1);
+  checkInt(K, 'nHeads', nHeads, 0);
+  checkInt(K, 'headDim', headDim, 2);
+  if (headDim % 2 !== 0) fail(K, `headDim must be even, got ${headDim}`);
+  const [rows, width] = matrixDims(x);
+  if (nHeads * headDim > width) fail(K, `${nHeads} heads × ${headDim} exceed the row width ${width} of x ${describe(x)}`);
+  if (rows % seqLen !== 0) fail(K, `rows of x (${rows}) must be a multiple of seqLen ${seqLen}`);
+  checkSize(K, 'cos', cos, seqLen * (headDim / 2));
+  checkSize(K, 'sin', sin, seqLen * (headDim / 2));
+  return { rows, width };
+}
+
+export function checkAttentionDims(kernel: string, d: AttentionDims): void {
+  checkInt(kernel, 'dims.batch', d.batch, 1);
+  checkInt(kernel, 'dims.seqLen', d.seqLen, 1);
+  checkInt(kernel, 'dims.nHeads', d.nHeads, 1);
+  checkInt(kernel, 'dims.nKvHeads', d.nKvHeads, 1);
+  checkInt(kernel, 'dims.headDim', d.headDim, 1);
+  if (d.nHeads % d.nKvHeads !== 0) fail(kernel, `dims.nHeads (${d.nHeads}) must be divisible by dims.nKvHeads (${d.nKvHeads})`);
+}
+
+export function qkvWidth(d: AttentionDims): number {
+  return (d.nHeads + 2 * d.nKvHeads) * d.headDim;
+}
+
+export function checkAttention(backend: string, kernel: string, out: Tensor, lse: Tensor, qkv: Tensor, d: AttentionDims): void {
+  checkAttentionDims(kernel, d);
+  checkTensor(kernel, 'qkv', qkv, backend, ['f32', 'f64']);
+  checkTensor(kernel, 'out', out, backend, qkv.dtype);
+  checkTensor(kernel, 'lse', lse, backend, qkv.dtype);
+  const n = d.batch * d.seqLen;
+  checkSize(kernel, 'qkv', qkv, n * qkvWidth(d));
+  checkSize(kernel, 'out', out, n * d.nHeads * d.headDim);
+  checkSize(kernel, 'lse', lse, d.batch * d.nHeads * d.seqLen);
+}
+
+export function checkSwiglu(backend: string, kernel: string, h: Tensor, gu: Tensor): { rows: number; ffn: number } {
+  checkTensor(kernel, 'gu', gu, backend, ['f32', 'f64']);
+  checkTensor(kernel, 'h', h, backend, gu.dtype);
+  const [rows, w] = matrixDims(gu);
+  if (w % 2 !== 0) fail(kernel, `gu ${describe(gu)} must have an even row width [gate | up]`);
+  checkSize(kernel, 'h', h, rows * (w / 2));
+  return { rows, ffn: w / 2 };
+}
+
+export function checkHeadLoss(backend: string, a: HeadLossArgs): { rows: number; dim: number; vocab: number } {
+  const K = 'headLoss';
+  checkTensor(K, 'x', a.x, backend, ['f32', 'f64']);
+  checkTensor(K, 'normW', a.normW, backend, a.x.dtype);
+  checkTensor(K, 'headW', a.headW, backend, a.x.dtype);
+  checkTensor(K, 'targets', a.targets, backend, 'i32');
+  checkTensor(K, 'lossOut', a.lossOut, backend, 'f64');
+  checkFinite(K, 'eps', a.eps);
+  const [rows, dim] = matrixDims(a.x);
+  const [vocab, hd] = check2d(K, 'headW', a.headW);
+  if (hd !== dim) fail(K, `headW ${describe(a.headW)} must have ${dim} columns (the width of x)`);
+  checkSize(K, 'normW', a.normW, dim);
+  checkSize(K, 'targets', a.targets, rows);
+  checkInt(K, 'lossIndex', a.lossIndex, 0);
+  if (a.lossIndex + 2 > a.lossOut.size) fail(K, `lossIndex ${a.lossIndex} needs two slots in lossOut of ${a.lossOut.size}`);
+  if (a.chunkTokens !== undefined) checkInt(K, 'chunkTokens', a.chunkTokens, 1);
+  if (a.grads) {
+    checkTensor(K, 'grads.dx', a.grads.dx, backend, a.x.dtype);
+    checkTensor(K, 'grads.dNormW', a.grads.dNormW, backend, a.x.dtype);
+    checkTensor(K, 'grads.dHeadW', a.grads.dHeadW, backend, a.x.dtype);
+    checkSize(K, 'grads.dx', a.grads.dx, a.x.size);
+    checkSize(K, 'grads.dNormW', a.grads.dNormW, dim);
+    checkSize(K, 'grads.dHeadW', a.grads.dHeadW, a.headW.size);
+    checkFinite(K, 'grads.gradScale', a.grads.gradScale);
+  }
+  return { rows, dim, vocab };
+}
+
+export function checkStatSlot(backend: string, kernel: string, out: Tensor, index: number): void {
+  checkTensor(kernel, 'out', out, backend, 'f64');
+  checkInt(kernel, 'index', index, 0);
+  if (index >= out.size) fail(kernel, `index ${index} is outside out (${out.size} elements)`);
+}
+
+export function checkAdamW(backend: string, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }): void {
+  const K = 'adamw';
+  checkTensor(K, 'param', param, backend, ['f32', 'f64']);
+  for (const [n, t] of [['grad', grad], ['m', m], ['v', v]] as const) checkTensor(K, n, t, backend, param.dtype);
+  checkSameSize(K, ['param', 'grad', 'm', 'v'], [param, grad, m, v]);
+  for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) checkFinite(K, k, p[k]);
+  checkInt(K, 'step', p.step, 1);
+  if (p.beta1 < 0 || p.beta1 >= 1) fail(K, `beta1 must be in [0, 1), got ${p.beta1}`);
+  if (p.beta2 < 0 || p.beta2 >= 1) fail(K, `beta2 must be in [0, 1), got ${p.beta2}`);
+}
+
+export function checkView(backend: string, t: Tensor, offset: number, shape: readonly number[]): number {
+  checkTensor('view', 't', t, backend);
+  checkShape(shape, 'view shape');
+  checkInt('view', 'offset', offset, 0);
+  const size = shapeSize(shape);
+  if (offset + size > t.size) {
+    fail('view', `offset ${offset} + size ${size} exceeds ${describe(t)} (${t.size} elements)`);
+  }
+  return size;
+}

@@ -1,0 +1,343 @@
+/**
+ * A Llama decoder with explicit forward and backward passes (no autograd tape).
+ *
+ *   x₀ = embed(tokens)
+ *   per block:  h = x + o(attn(rope(qkv(norm₁(x)))))      x' = h + down(silu(gate(norm₂(h))) · up(norm₂(h)))
+ *   loss = cross_entropy(lm_head(norm(x_L)), targets)     (fused and chunked: no full logits tensor)
+ *
+ * Forward caches only what backward needs. With `recompute`, only each block's input is kept and the
+ * block's forward is re-run during backward into one shared scratch set (activation checkpointing).
+ *
+ * Parameters are reached through a UnitAccess (a replica hands out its buffers; FSDP gathers shards)
+ * and gradients go to a GradSink (which accumulates, takes norms, all-reduces or reduce-scatters).
+ */
+import type { AttentionDims, Backend, Tensor } from '../backend/backend.js';
+import { headDim, type ModelConfig } from './config.js';
+import { buildLayout, type ModelLayout, type UnitLayout } from './layout.js';
+import { ropeTables } from './rope.js';
+
+/** Full (unsharded) parameters of a unit, valid between acquire and release. */
+export interface UnitAccess {
+  acquire(unit: number): Tensor;
+  release(unit: number): void;
+}
+
+/** Receives one micro-step's gradient, unit by unit. */
+export interface GradSink {
+  /** A buffer for this micro-step's gradient of `unit`, zeroed on the first call of the micro-step. */
+  grad(unit: number): Tensor;
+  /** Every contribution to `unit`'s gradient for this micro-step has been written. */
+  ready(unit: number): void;
+}
+
+export interface LlamaOptions {
+  /** Recompute each block's activations in backward instead of caching them. */
+  recompute?: boolean;
+  /** Tokens per chunk in the fused head + loss kernel. */
+  chunkTokens?: number;
+  /** Activation dtype; float64 is for finite-difference tests on the ref backend. */
+  dtype?: 'f32' | 'f64';
+}
+
+/** Activations cached by one block's forward for its backward. */
+interface BlockCache {
+  xn1: Tensor; // attention-norm output (N × d)
+  rstd1: Tensor; // (N)
+  qkv: Tensor; // after rope (N × (H+2Hkv)·hd)
+  attn: Tensor; // attention output before o_proj (N × H·hd)
+  lse: Tensor; // (B·H·T)
+  xMid: Tensor; // residual after attention (N × d)
+  xn2: Tensor; // mlp-norm output
+  rstd2: Tensor;
+  gu: Tensor; // [gate | up] (N × 2F)
+  h: Tensor; // silu(gate)·up (N × F)
+}
+
+interface Workspace {
+  tokens: number; // capacity in tokens (N = batch·seqLen)
+  allocations: Tensor[];
+  residual: Tensor[]; // L + 1 block inputs (N × d each)
+  caches: BlockCache[]; // L, or 1 shared when recomputing
+  dx: Tensor; // residual-stream gradient (N × d)
+  dxn: Tensor; // (N × d)
+  dqkv: Tensor;
+  dattn: Tensor;
+  dh: Tensor;
+  dgu: Tensor;
+}
+
+export class Llama {
+  readonly layout: ModelLayout;
+  readonly config: ModelConfig;
+  readonly recompute: boolean;
+  readonly dtype: 'f32' | 'f64';
+  private readonly hd: number;
+  private readonly qkvWidth: number;
+  private readonly cos: Tensor;
+  private readonly sin: Tensor;
+  private ws: Workspace | null = null;
+
+  constructor(
+    readonly backend: Backend,
+    config: ModelConfig,
+    private readonly options: LlamaOptions = {},
+  ) {
+    this.config = config;
+    this.layout = buildLayout(config);
+    this.recompute = options.recompute ?? false;
+    this.hd = headDim(config);
+    this.qkvWidth = (config.n_heads + 2 * config.n_kv_heads) * this.hd;
+    const { cos, sin } = ropeTables(config.seq_len, this.hd, config.rope_theta);
+    this.dtype = options.dtype ?? 'f32';
+    this.cos = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
+    this.sin = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
+    backend.upload(this.cos, cos);
+    backend.upload(this.sin, sin);
+  }
+
+  /** Frees the activation workspace and rope tables. */
+  dispose(): void {
+    this.freeWorkspace();
+    this.backend.free(this.cos);
+    this.backend.free(this.sin);
+  }
+
+  freeWorkspace(): void {
+    if (!this.ws) return;
+    for (const t of this.ws.allocations) this.backend.free(t);
+    this.ws = null;
+  }
+
+  /**
+   * Training micro-step: forward and backward for `batch` sequences of `seqLen` tokens. Adds the
+   * summed loss and the token count to lossOut[lossIndex], lossOut[lossIndex+1]; gradients of
+   * (gradScale · Σ loss) go to `grads`.
+   */
+  forwardBackward(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink, lossOut: Tensor, lossIndex: number, gradScale: number): void {
+    const ws = this.prepare(tokens, targets, batch, seqLen);
+    const n = batch * seqLen;
+    this.forwardBlocks(ws, tokens, batch, seqLen, params);
+    this.headLossStep(ws, targets, n, params, lossOut, lossIndex, grads, gradScale);
+    this.backwardBlocks(ws, tokens, batch, seqLen, params, grads);
+  }
+
+  /** Evaluation: adds Σ loss and the count of counted tokens to lossOut; no gradients. */
+  forwardLoss(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, lossOut: Tensor, lossIndex: number): void {
+    const ws = this.prepare(tokens, targets, batch, seqLen);
+    this.forwardBlocks(ws, tokens, batch, seqLen, params);
+    this.headLossStep(ws, targets, batch * seqLen, params, lossOut, lossIndex, null, 0);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private prepare(tokens: Tensor, targets: Tensor, batch: number, seqLen: number): Workspace {
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
+    if (!Number.isInteger(seqLen) || seqLen < 1 || seqLen > this.config.seq_len) {
+      throw new Error(`seqLen must be an integer in [1, ${this.config.seq_len}] (the model's seq_len), got ${seqLen}`);
+    }
+    const n = batch * seqLen;
+    if (tokens.size !== n || tokens.dtype !== 'i32') throw new Error(`tokens must be i32 with ${n} elements (batch ${batch} × seqLen ${seqLen}), got ${tokens.dtype}[${tokens.size}]`);
+    if (targets.size !== n || targets.dtype !== 'i32') throw new Error(`targets must be i32 with ${n} elements, got ${targets.dtype}[${targets.size}]`);
+    if (!this.ws || this.ws.tokens < n) {
+      this.freeWorkspace();
+      this.ws = this.allocWorkspace(n);
+    }
+    return this.ws;
+  }
+
+  private allocWorkspace(capacity: number): Workspace {
+    const sizes = workspaceSizes(this.config, capacity);
+    const allocations: Tensor[] = [];
+    const a = (size: number): Tensor => {
+      const t = this.backend.alloc([size], this.dtype);
+      allocations.push(t);
+      return t;
+    };
+    const cache = (): BlockCache => {
+      const c = {} as Record<keyof BlockCache, Tensor>;
+      for (const k of Object.keys(sizes.cache) as Array<keyof BlockCache>) c[k] = a(sizes.cache[k]);
+      return c;
+    };
+    const residual = Array.from({ length: this.config.n_layers + 1 }, () => a(sizes.residual));
+    const caches = Array.from({ length: this.recompute ? 1 : this.config.n_layers }, cache);
+    const g = sizes.grads;
+    return { tokens: capacity, allocations, residual, caches, dx: a(g.dx), dxn: a(g.dxn), dqkv: a(g.dqkv), dattn: a(g.dattn), dh: a(g.dh), dgu: a(g.dgu) };
+  }
+
+  /** A [rows × cols] view of the first rows·cols elements of a workspace buffer. */
+  private mat(t: Tensor, rows: number, cols: number): Tensor {
+    return this.backend.view(t, 0, [rows, cols]);
+  }
+
+  private cacheView(c: BlockCache, n: number, batch: number): BlockCache {
+    const { d_model: d, n_heads: H, ffn_dim: F } = this.config;
+    const v = (t: Tensor, rows: number, cols: number): Tensor => this.mat(t, rows, cols);
+    return {
+      xn1: v(c.xn1, n, d),
+      rstd1: v(c.rstd1, n, 1),
+      qkv: v(c.qkv, n, this.qkvWidth),
+      attn: v(c.attn, n, H * this.hd),
+      lse: v(c.lse, batch * H, n / batch),
+      xMid: v(c.xMid, n, d),
+      xn2: v(c.xn2, n, d),
+      rstd2: v(c.rstd2, n, 1),
+      gu: v(c.gu, n, 2 * F),
+      h: v(c.h, n, F),
+    };
+  }
+
+  /** The first seqLen rows of the rotary tables. */
+  private ropeTables(seqLen: number): [Tensor, Tensor] {
+    const shape = [seqLen, this.hd / 2];
+    return [this.backend.view(this.cos, 0, shape), this.backend.view(this.sin, 0, shape)];
+  }
+
+  private dims(batch: number, seqLen: number): AttentionDims {
+    return { batch, seqLen, nHeads: this.config.n_heads, nKvHeads: this.config.n_kv_heads, headDim: this.hd };
+  }
+
+  private unitWeights(unit: UnitLayout, flat: Tensor): Record<string, Tensor> {
+    const w: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(unit.fused)) w[k] = this.backend.view(flat, v.offset, v.shape);
+    return w;
+  }
+
+  private forwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess): void {
+    const n = batch * seqLen;
+    const d = this.config.d_model;
+    const eu = this.layout.embedUnit;
+    const embed = this.unitWeights(this.layout.units[eu]!, params.acquire(eu));
+    this.backend.embeddingForward(this.mat(ws.residual[0]!, n, d), embed.embed!, tokens);
+    params.release(eu);
+    for (let l = 0; l < this.config.n_layers; l++) {
+      const u = this.layout.blockUnit(l);
+      const w = this.unitWeights(this.layout.units[u]!, params.acquire(u));
+      const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
+      this.blockForward(w, c, this.mat(ws.residual[l]!, n, d), this.mat(ws.residual[l + 1]!, n, d), batch, seqLen);
+      params.release(u);
+    }
+  }
+
+  private blockForward(w: Record<string, Tensor>, c: BlockCache, xIn: Tensor, xOut: Tensor | null, batch: number, seqLen: number): void {
+    const b = this.backend;
+    const { n_heads: H, n_kv_heads: Hkv, norm_eps: eps } = this.config;
+    b.rmsnormForward(c.xn1, c.rstd1, xIn, w.attn_norm!, eps);
+    b.matmul(c.qkv, c.xn1, w.qkv!, false, true);
+    const [cos, sin] = this.ropeTables(seqLen);
+    b.rope(c.qkv, cos, sin, seqLen, H + Hkv, this.hd, false);
+    b.attentionForward(c.attn, c.lse, c.qkv, this.dims(batch, seqLen));
+    b.copy(c.xMid, xIn);
+    b.matmul(c.xMid, c.attn, w.o!, false, true, 1, 1);
+    b.rmsnormForward(c.xn2, c.rstd2, c.xMid, w.ffn_norm!, eps);
+    b.matmul(c.gu, c.xn2, w.gate_up!, false, true);
+    b.swigluForward(c.h, c.gu);
+    if (xOut) {
+      b.copy(xOut, c.xMid);
+      b.matmul(xOut, c.h, w.down!, false, true, 1, 1);
+    }
+  }
+
+  private headLossStep(ws: Workspace, targets: Tensor, n: number, params: UnitAccess, lossOut: Tensor, lossIndex: number, grads: GradSink | null, gradScale: number): void {
+    const d = this.config.d_model;
+    const hu = this.layout.headUnit;
+    const eu = this.layout.embedUnit;
+    const tied = this.config.tie_embeddings;
+    const headUnit = this.layout.units[hu]!;
+    const head = this.unitWeights(headUnit, params.acquire(hu));
+    const headW = tied ? this.unitWeights(this.layout.units[eu]!, params.acquire(eu)).embed! : head.lm_head!;
+    const x = this.mat(ws.residual[this.config.n_layers]!, n, d);
+    let g: { dx: Tensor; dNormW: Tensor; dHeadW: Tensor; gradScale: number } | undefined;
+    if (grads) {
+      const hg = this.unitWeights(headUnit, grads.grad(hu));
+      const dHeadW = tied ? this.unitWeights(this.layout.units[eu]!, grads.grad(eu)).embed! : hg.lm_head!;
+      g = { dx: this.mat(ws.dx, n, d), dNormW: hg.norm!, dHeadW, gradScale };
+    }
+    this.backend.headLoss({
+      x,
+      normW: head.norm!,
+      headW,
+      targets,
+      eps: this.config.norm_eps,
+      lossOut,
+      lossIndex,
+      ...(g && { grads: g }),
+      ...(this.options.chunkTokens !== undefined && { chunkTokens: this.options.chunkTokens }),
+    });
+    if (tied) params.release(eu);
+    params.release(hu);
+    if (grads) grads.ready(hu);
+  }
+
+  private backwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink): void {
+    const n = batch * seqLen;
+    const d = this.config.d_model;
+    const dx = this.mat(ws.dx, n, d);
+    for (let l = this.config.n_layers - 1; l >= 0; l--) {
+      const u = this.layout.blockUnit(l);
+      const unit = this.layout.units[u]!;
+      const w = this.unitWeights(unit, params.acquire(u));
+      const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
+      const xIn = this.mat(ws.residual[l]!, n, d);
+      if (this.recompute) this.blockForward(w, c, xIn, null, batch, seqLen);
+      this.blockBackward(w, this.unitWeights(unit, grads.grad(u)), c, xIn, dx, ws, batch, seqLen);
+      params.release(u);
+      grads.ready(u);
+    }
+    const eu = this.layout.embedUnit;
+    const ge = this.unitWeights(this.layout.units[eu]!, grads.grad(eu));
+    this.backend.embeddingBackward(ge.embed!, dx, tokens);
+    grads.ready(eu);
+  }
+
+  /** dx holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit (updated in place). */
+  private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number): void {
+    const b = this.backend;
+    const { d_model: d, n_heads: H, n_kv_heads: Hkv, ffn_dim: F } = this.config;
+    const n = batch * seqLen;
+    const dh = this.mat(ws.dh, n, F);
+    const dgu = this.mat(ws.dgu, n, 2 * F);
+    const dxn = this.mat(ws.dxn, n, d);
+    const dattn = this.mat(ws.dattn, n, H * this.hd);
+    const dqkv = this.mat(ws.dqkv, n, this.qkvWidth);
+    // MLP: x' = h + down(swiglu(gate_up(norm₂(h))))
+    b.matmul(dh, dx, w.down!, false, false);
+    b.matmul(g.down!, dx, c.h, true, false, 1, 1);
+    b.swigluBackward(dgu, dh, c.gu);
+    b.matmul(dxn, dgu, w.gate_up!, false, false);
+    b.matmul(g.gate_up!, dgu, c.xn2, true, false, 1, 1);
+    b.rmsnormBackward(dx, g.ffn_norm!, dxn, c.xMid, w.ffn_norm!, c.rstd2, true);
+    // Attention: h = x + o(attn(rope(qkv(norm₁(x)))))
+    b.matmul(dattn, dx, w.o!, false, false);
+    b.matmul(g.o!, dx, c.attn, true, false, 1, 1);
+    b.attentionBackward(dqkv, dattn, c.qkv, c.attn, c.lse, this.dims(batch, seqLen));
+    const [cos, sin] = this.ropeTables(seqLen);
+    b.rope(dqkv, cos, sin, seqLen, H + Hkv, this.hd, true);
+    b.matmul(dxn, dqkv, w.qkv!, false, false);
+    b.matmul(g.qkv!, dqkv, c.xn1, true, false, 1, 1);
+    b.rmsnormBackward(dx, g.attn_norm!, dxn, xIn, w.attn_norm!, c.rstd1, true);
+  }
+}
+
+/** Elements of each activation buffer for a workspace of `tokens` tokens (shared with estimateMemory). */
+export function workspaceSizes(c: ModelConfig, tokens: number): { residual: number; cache: Record<keyof BlockCache, number>; grads: Record<'dx' | 'dxn' | 'dqkv' | 'dattn' | 'dh' | 'dgu', number> } {
+  const d = c.d_model;
+  const hd = headDim(c);
+  const qkv = (c.n_heads + 2 * c.n_kv_heads) * hd;
+  const attn = c.n_heads * hd;
+  return {
+    residual: tokens * d,
+    cache: {
+      xn1: tokens * d,
+      rstd1: tokens,
+      qkv: tokens * qkv,
+      attn: tokens * attn,
+      lse: tokens * c.n_heads,
+      xMid: tokens * d,
+      xn2: tokens * d,
+      rstd2: tokens,
+      gu: tokens * 2 * c.ffn_dim,
+      h: tokens * c.ffn_dim,
+    },
+    grads: { dx: tokens * d, dxn: tokens * d, dqkv: tokens * qkv, dattn: tokens * attn, dh: tokens * c.ffn_dim, dgu: tokens * 2 * c.ffn_dim },
+  };
+}
