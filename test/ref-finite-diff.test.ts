@@ -245,3 +245,27 @@ test('clipByGlobalNorm scales to the max norm as torch.nn.utils.clip_grad_norm_'
   be.clipByGlobalNorm(t2, stats, 0, 10 * norm);
   assert.deepEqual(down(t2), g, 'no change below the limit');
 });
+
+test('attentionDecode, one token at a time, equals full causal attention', () => {
+  const dims: AttentionDims = { batch: 2, seqLen: 6, nHeads: 4, nKvHeads: 2, headDim: 4 };
+  const width = (4 + 2 * 2) * 4;
+  const n = dims.batch * dims.seqLen;
+  const qkv = randn(n * width, 31);
+  const full = be.alloc([n, 16], 'f64');
+  be.attentionForward(full, be.alloc([dims.batch * 4 * dims.seqLen], 'f64'), up(qkv, [n, width]), dims);
+  const expected = down(full);
+  const maxSeqLen = 8;
+  const kCache = be.alloc([dims.batch * maxSeqLen * 8], 'f64');
+  const vCache = be.alloc([dims.batch * maxSeqLen * 8], 'f64');
+  for (let pos = 0; pos < dims.seqLen; pos++) {
+    const step = new Float64Array(dims.batch * width);
+    for (let b = 0; b < dims.batch; b++) step.set(qkv.subarray((b * dims.seqLen + pos) * width, (b * dims.seqLen + pos + 1) * width), b * width);
+    const out = be.alloc([dims.batch, 16], 'f64');
+    be.attentionDecode(out, up(step, [dims.batch, width]), kCache, vCache, pos, { batch: dims.batch, maxSeqLen, nHeads: 4, nKvHeads: 2, headDim: 4 });
+    const o = down(out);
+    for (let b = 0; b < dims.batch; b++) {
+      const want = expected.subarray((b * dims.seqLen + pos) * 16, (b * dims.seqLen + pos + 1) * 16);
+      assert.ok(relL2(o.subarray(b * 16, (b + 1) * 16), want) < 1e-12, `pos ${pos} batch ${b}`);
+    }
+  }
+});

@@ -45,6 +45,15 @@ export interface AttentionDims {
   headDim: number;
 }
 
+/** Shape parameters of attentionDecode. */
+export interface DecodeDims {
+  batch: number;
+  maxSeqLen: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -134,6 +143,13 @@ export interface Backend {
   attentionForward(out: Tensor, lse: Tensor, qkv: Tensor, dims: AttentionDims): void;
   /** dqkv (overwritten) from dOut, using the cached out and lse. */
   attentionBackward(dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims): void;
+
+  /**
+   * One decoding step with a KV cache (generation). qkv (batch × (H + 2·Hkv)·hd) holds the new token
+   * of each sequence, at position `pos`, already rotated. Its k and v are written into the caches
+   * (batch × maxSeqLen × Hkv·hd) at `pos`, and out (batch × H·hd) attends over positions 0..pos.
+   */
+  attentionDecode(out: Tensor, qkv: Tensor, kCache: Tensor, vCache: Tensor, pos: number, dims: DecodeDims): void;
 
   /** h (N × F) = silu(gate) · up, with gu (N × 2F) = [gate | up] per row. */
   swigluForward(h: Tensor, gu: Tensor): void;

@@ -2,7 +2,7 @@
  * Argument validation shared by every backend: each kernel checks shapes, dtypes and ownership
  * before any memory is touched, and throws an error that names the offending argument.
  */
-import { shapeSize, type AttentionDims, type DType, type HeadLossArgs, type Tensor } from './backend.js';
+import { shapeSize, type AttentionDims, type DecodeDims, type DType, type HeadLossArgs, type Tensor } from './backend.js';
 
 export class BackendArgumentError extends Error {
   constructor(kernel: string, message: string) {
@@ -224,4 +224,17 @@ export function checkView(backend: string, t: Tensor, offset: number, shape: rea
     fail('view', `offset ${offset} + size ${size} exceeds ${describe(t)} (${t.size} elements)`);
   }
   return size;
+}
+
+export function checkAttentionDecode(backend: string, out: Tensor, qkv: Tensor, kCache: Tensor, vCache: Tensor, pos: number, d: DecodeDims): void {
+  const K = 'attentionDecode';
+  checkAttentionDims(K, { batch: d.batch, seqLen: d.maxSeqLen, nHeads: d.nHeads, nKvHeads: d.nKvHeads, headDim: d.headDim });
+  checkTensor(K, 'qkv', qkv, backend, ['f32', 'f64']);
+  for (const [n, t] of [['out', out], ['kCache', kCache], ['vCache', vCache]] as const) checkTensor(K, n, t, backend, qkv.dtype);
+  checkInt(K, 'pos', pos, 0);
+  if (pos >= d.maxSeqLen) fail(K, `pos ${pos} is outside the cache (maxSeqLen ${d.maxSeqLen})`);
+  checkSize(K, 'qkv', qkv, d.batch * (d.nHeads + 2 * d.nKvHeads) * d.headDim);
+  checkSize(K, 'out', out, d.batch * d.nHeads * d.headDim);
+  checkSize(K, 'kCache', kCache, d.batch * d.maxSeqLen * d.nKvHeads * d.headDim);
+  checkSize(K, 'vCache', vCache, d.batch * d.maxSeqLen * d.nKvHeads * d.headDim);
 }

@@ -3,7 +3,7 @@
  * oracle every other backend is tested against. Supports float32 and float64 tensors (float64 is used
  * by the finite-difference tests).
  */
-import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import * as M from './math.js';
 
@@ -226,6 +226,12 @@ export class RefBackend implements Backend {
     C.checkSize(K, 'dqkv', dqkv, qkv.size);
     C.checkSize(K, 'dOut', dOut, out.size);
     M.attentionBackward(this.floats(dqkv, K, 'dqkv'), this.floats(dOut, K, 'dOut'), this.floats(qkv, K, 'qkv'), this.floats(out, K, 'out'), this.floats(lse, K, 'lse'), dims);
+  }
+
+  attentionDecode(out: Tensor, qkv: Tensor, kCache: Tensor, vCache: Tensor, pos: number, dims: DecodeDims): void {
+    const K = 'attentionDecode';
+    C.checkAttentionDecode(this.name, out, qkv, kCache, vCache, pos, dims);
+    M.attentionDecode(this.floats(out, K, 'out'), this.floats(qkv, K, 'qkv'), this.floats(kCache, K, 'kCache'), this.floats(vCache, K, 'vCache'), pos, dims);
   }
 
   swigluForward(h: Tensor, gu: Tensor): void {

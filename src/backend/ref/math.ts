@@ -153,6 +153,39 @@ export function attentionBackward(dqkv: Floats, dOut: Floats, qkv: Floats, out: 
   }
 }
 
+export function attentionDecode(out: Floats, qkv: Floats, kCache: Floats, vCache: Floats, pos: number, d: { batch: number; maxSeqLen: number; nHeads: number; nKvHeads: number; headDim: number }): void {
+  const { batch, maxSeqLen: S, nHeads: H, nKvHeads: Hkv, headDim: hd } = d;
+  const W = (H + 2 * Hkv) * hd;
+  const kvW = Hkv * hd;
+  const group = H / Hkv;
+  const scale = 1 / Math.sqrt(hd);
+  for (let b = 0; b < batch; b++) {
+    const row = b * W;
+    for (let c = 0; c < kvW; c++) {
+      kCache[(b * S + pos) * kvW + c] = qkv[row + H * hd + c]!;
+      vCache[(b * S + pos) * kvW + c] = qkv[row + (H + Hkv) * hd + c]!;
+    }
+    const scores = new Float64Array(pos + 1);
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / group);
+      let max = -Infinity;
+      for (let j = 0; j <= pos; j++) {
+        let s = 0;
+        for (let c = 0; c < hd; c++) s += qkv[row + h * hd + c]! * kCache[(b * S + j) * kvW + kvh * hd + c]!;
+        scores[j] = s * scale;
+        if (scores[j]! > max) max = scores[j]!;
+      }
+      let sum = 0;
+      for (let j = 0; j <= pos; j++) sum += Math.exp(scores[j]! - max);
+      for (let c = 0; c < hd; c++) {
+        let acc = 0;
+        for (let j = 0; j <= pos; j++) acc += Math.exp(scores[j]! - max) * vCache[(b * S + j) * kvW + kvh * hd + c]!;
+        out[b * H * hd + h * hd + c] = acc / sum;
+      }
+    }
+  }
+}
+
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 export function swigluForward(h: Floats, gu: Floats, rows: number, ffn: number): void {
