@@ -1,0 +1,41 @@
+/**
+ * metrics.jsonl: one JSON object per optimizer step, appended and flushed as the run goes, so a
+ * crashed or interrupted run keeps every completed row.
+ */
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+
+export type MetricsRow = Record<string, number | string | boolean | null>;
+
+export class MetricsWriter {
+  private fd: number | null;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'a');
+  }
+
+  write(row: MetricsRow): void {
+    if (this.fd === null) throw new Error(`metrics file ${this.path} is closed`);
+    writeSync(this.fd, JSON.stringify(row) + '\n');
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** Reads metrics rows; a torn last line (from a killed writer) is ignored, any other bad line is an error. */
+export function readMetrics(path: string): MetricsRow[] {
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const rows: MetricsRow[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      rows.push(JSON.parse(line) as MetricsRow);
+    } catch {
+      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim() !== '')) throw new Error(`${path}: line ${i + 1} is not valid JSON`);
+    }
+  });
+  return rows;
+}

@@ -1,0 +1,112 @@
+/**
+ * The training configuration: YAML/JSON data validated by zod, every error naming its field.
+ * `adabatch train` with no config uses these defaults (the README's main job).
+ */
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { batchConfigSchema } from '../batch/config.js';
+import { dataConfigSchema } from '../data/dataset.js';
+import { lrConfigSchema } from '../optim/lr.js';
+import { UserError, parseOrThrow } from '../util/errors.js';
+
+const syntheticSchema = z
+  .object({
+    synthetic: z
+      .object({
+        phrases: z.number().int().positive().default(64),
+        phrase_len: z.number().int().min(2).default(12),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const trainConfigSchema = z
+  .object({
+    /** Run directory; default runs/<date>-<time>. */
+    run_dir: z.string().min(1).optional(),
+    seed: z.number().int().nonnegative().default(0),
+    backend: z.enum(['cpu', 'ref']).default('cpu'),
+    /** Kernel threads per rank (default: all cores for one rank, 1 per rank otherwise). */
+    threads: z.number().int().positive().optional(),
+    /** A preset name plus any model field to override (vocab follows the tokenizer). */
+    model: z.object({ preset: z.string().default('A') }).catchall(z.unknown()).default({ preset: 'A' }),
+    /** Activation recomputation in backward (less memory, ~30% more compute). */
+    recompute: z.boolean().default(false),
+    data: z.union([syntheticSchema, dataConfigSchema]).default({}),
+    batch: batchConfigSchema,
+    lr: lrConfigSchema.default(lrConfigSchema.parse({})),
+    optim: z
+      .object({
+        beta1: z.number().min(0).lt(1).default(0.9),
+        beta2: z.number().min(0).lt(1).default(0.95),
+        eps: z.number().positive().default(1e-8),
+        weight_decay: z.number().nonnegative().default(0.1),
+        decay_norms: z.boolean().default(false),
+        /** Global-norm clipping threshold; 0 disables clipping. */
+        clip: z.number().nonnegative().default(1.0),
+      })
+      .strict()
+      .default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false, clip: 1.0 }),
+    budget: z
+      .object({ samples: z.number().int().positive().optional(), tokens: z.number().int().positive().optional() })
+      .strict()
+      .refine((b) => (b.samples === undefined) !== (b.tokens === undefined), { message: 'give exactly one of budget.samples or budget.tokens' })
+      .default({ samples: 6144 }),
+    eval: z
+      .object({
+        /** Evaluate every this many samples (0: only at the end). */
+        every_samples: z.number().int().nonnegative().default(1024),
+        /** Size of the fixed validation subset, in windows. */
+        windows: z.number().int().positive().default(64),
+      })
+      .strict()
+      .default({ every_samples: 1024, windows: 64 }),
+    /** Stop after this many consecutive steps with a non-finite loss or gradient. */
+    max_nonfinite: z.number().int().positive().default(5),
+    /** Seconds between progress lines when not on a terminal. */
+    log_every_s: z.number().positive().default(10),
+  })
+  .strict();
+
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+/** Sets `a.b.c=value` in a plain object; the value is parsed as YAML (numbers, booleans, lists…). */
+export function applyOverride(obj: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new UserError(`--set expects key=value, got '${assignment}'`);
+  const path = assignment.slice(0, eq).split('.');
+  if (path.some((p) => p === '' || p === '__proto__' || p === 'constructor' || p === 'prototype')) throw new UserError(`--set: invalid key '${assignment.slice(0, eq)}'`);
+  const value = YAML.parse(assignment.slice(eq + 1)) as unknown;
+  let cur: Record<string, unknown> = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === undefined || next === null) cur[key] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) throw new UserError(`--set ${assignment}: '${key}' is not a section`);
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/** Reads a YAML/JSON config file (or nothing), applies --set overrides and validates. */
+export function loadTrainConfig(file: string | undefined, overrides: readonly string[] = []): TrainConfig {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UserError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = YAML.parse(text);
+    } catch (e) {
+      throw new UserError(`config ${file} is not valid YAML: ${(e as Error).message}`);
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) throw new UserError(`config ${file} must be a mapping of sections`);
+    raw = (parsed ?? {}) as Record<string, unknown>;
+  }
+  for (const o of overrides) applyOverride(raw, o);
+  return parseOrThrow(trainConfigSchema, raw, file ? `config ${file}` : 'config');
+}

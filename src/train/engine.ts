@@ -1,0 +1,170 @@
+/**
+ * The numeric side of one optimizer step for a full replica (one process, or one DDP rank):
+ * micro-steps accumulate the gradient and its statistics, `finishStep` reduces gradients and scalars
+ * across ranks, `update` clips and applies AdamW. The training loop (trainer.ts) decides what to run.
+ *
+ * Statistics live in a small float64 device buffer and are downloaded once per step:
+ *   LOSS, TOKENS      Σ loss and the token count of this rank's micro-steps
+ *   MICRO             Σ_t ‖g_t‖² of this rank's micro-step gradients (taken as they are accumulated)
+ *   LOCAL             ‖g_j‖² of the rank's accumulated gradient, before the reduction
+ *   GLOBAL            ‖ḡ‖² of the reduced gradient (also what clipping uses)
+ *   DOT               ⟨g_j, ḡ⟩ (inner-product tests; needs a copy of g_j to survive the reduction)
+ */
+import type { Backend, Tensor } from '../backend/backend.js';
+import type { ProcessGroup } from '../dist/group.js';
+import type { Llama } from '../model/llama.js';
+import { UnitBuffers } from '../model/params.js';
+import { AdamW, type AdamWConfig } from '../optim/adamw.js';
+import { clipToNorm } from '../optim/clip.js';
+import { LocalReplica } from './replica.js';
+
+export const SLOT = { LOSS: 0, TOKENS: 1, MICRO: 2, LOCAL: 3, GLOBAL: 4, DOT: 5 } as const;
+const STAT_SLOTS = 8;
+
+export interface StatRequest {
+  localNorms: boolean;
+  innerProducts: boolean;
+}
+
+/** One step's scalars, identical on every rank after the reduction. */
+export interface StepScalars {
+  lossSum: number;
+  tokens: number;
+  /** Σ over ranks and micro-steps of ‖g_{j,t}‖². */
+  microSqNormSum: number;
+  /** Σ over ranks of ‖g_j‖² (null when not requested). */
+  localSqNormSum: number | null;
+  globalSqNorm: number;
+  dotSum: number | null;
+  dotSqSum: number | null;
+  finite: boolean;
+}
+
+export class ReplicaEngine {
+  readonly replica: LocalReplica;
+  readonly adamw: AdamW;
+  private readonly stats: Tensor;
+  private tokensT: Tensor | null = null;
+  private targetsT: Tensor | null = null;
+  private localCopy: UnitBuffers | null = null;
+  private microSteps = 0;
+
+  constructor(
+    readonly backend: Backend,
+    readonly model: Llama,
+    readonly group: ProcessGroup,
+    adamwConfig: AdamWConfig,
+  ) {
+    this.replica = new LocalReplica(backend, model.layout);
+    this.adamw = new AdamW(backend, model.layout, adamwConfig);
+    this.stats = backend.alloc([STAT_SLOTS], 'f64');
+  }
+
+  beginStep(): void {
+    this.backend.fill(this.stats, 0);
+    this.replica.beginStep();
+    this.microSteps = 0;
+  }
+
+  /**
+   * One micro-step on `windows` (batch × (seqLen+1) tokens: inputs are the first seqLen, targets the
+   * last seqLen). Its mean-loss gradient enters the accumulator with weight `weight`.
+   */
+  microStep(windows: Int32Array, batch: number, seqLen: number, weight: number): void {
+    const n = batch * seqLen;
+    const [tokens, targets] = this.uploadWindows(windows, batch, seqLen);
+    this.replica.beginMicroStep(weight, this.stats, SLOT.MICRO);
+    this.microSteps++;
+    this.model.forwardBackward(tokens, targets, batch, seqLen, this.replica, this.replica, this.stats, SLOT.LOSS, 1 / n);
+  }
+
+  /** Reduces the gradient across ranks and returns the step's statistics. */
+  async finishStep(req: StatRequest): Promise<StepScalars> {
+    const b = this.backend;
+    const grads = this.replica.grads.units;
+    const J = this.group.size;
+    // A rank with no samples this step (a shortened last step with fewer samples than ranks)
+    // contributes a zero gradient.
+    if (this.microSteps === 0) this.replica.grads.zero();
+    if (req.localNorms) for (const g of grads) b.sumSquares(g, this.stats, SLOT.LOCAL);
+    const keepLocal = req.innerProducts && J > 1;
+    if (keepLocal) {
+      this.localCopy ??= new UnitBuffers(b, this.model.layout);
+      for (let u = 0; u < grads.length; u++) b.copy(this.localCopy.unit(u), grads[u]!);
+    }
+    // DDP: one all-reduce per unit's flat gradient buffer.
+    if (J > 1) for (const g of grads) await this.group.allReduce(g, 'avg');
+    for (const g of grads) b.sumSquares(g, this.stats, SLOT.GLOBAL);
+    if (req.innerProducts) {
+      for (let u = 0; u < grads.length; u++) b.dot(keepLocal ? this.localCopy!.unit(u) : grads[u]!, grads[u]!, this.stats, SLOT.DOT);
+    }
+    const s = b.download(this.stats) as Float64Array;
+    // One small float64 reduction carries every per-rank scalar.
+    const local = Float64Array.of(s[SLOT.LOSS]!, s[SLOT.TOKENS]!, s[SLOT.MICRO]!, s[SLOT.LOCAL]!, s[SLOT.DOT]!, s[SLOT.DOT]! * s[SLOT.DOT]!);
+    const r = J > 1 ? await this.group.allReduceScalars(local, 'sum') : local;
+    const globalSqNorm = s[SLOT.GLOBAL]!;
+    const out: StepScalars = {
+      lossSum: r[0]!,
+      tokens: r[1]!,
+      microSqNormSum: r[2]!,
+      localSqNormSum: req.localNorms ? r[3]! : null,
+      globalSqNorm,
+      dotSum: req.innerProducts ? r[4]! : null,
+      dotSqSum: req.innerProducts ? r[5]! : null,
+      finite: false,
+    };
+    out.finite = [out.lossSum, out.microSqNormSum, globalSqNorm, r[3]!, r[4]!].every(Number.isFinite);
+    return out;
+  }
+
+  /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies AdamW at `lr`. */
+  update(lr: number, maxNorm: number): void {
+    clipToNorm(this.backend, this.replica.grads.units, this.stats, SLOT.GLOBAL, maxNorm);
+    this.adamw.update(this.replica.params.units, this.replica.grads.units, lr);
+  }
+
+  /** Σ loss and token count over `windows` (no gradients), in micro-batches of at most maxBatch. */
+  evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): { lossSum: number; tokens: number } {
+    const w = seqLen + 1;
+    this.backend.fill(this.stats, 0);
+    for (let start = 0; start < count; start += maxBatch) {
+      const batch = Math.min(maxBatch, count - start);
+      const [tokens, targets] = this.uploadWindows(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
+      this.model.forwardLoss(tokens, targets, batch, seqLen, this.replica, this.stats, SLOT.LOSS);
+    }
+    const s = this.backend.download(this.stats);
+    return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
+  }
+
+  private uploadWindows(windows: Int32Array, batch: number, seqLen: number): [Tensor, Tensor] {
+    const w = seqLen + 1;
+    if (windows.length !== batch * w) throw new Error(`expected ${batch} windows of ${w} tokens, got ${windows.length} tokens`);
+    const n = batch * seqLen;
+    if (!this.tokensT || this.tokensT.size < n) {
+      if (this.tokensT) this.backend.free(this.tokensT);
+      if (this.targetsT) this.backend.free(this.targetsT);
+      this.tokensT = this.backend.alloc([n], 'i32');
+      this.targetsT = this.backend.alloc([n], 'i32');
+    }
+    const tokens = new Int32Array(n);
+    const targets = new Int32Array(n);
+    for (let r = 0; r < batch; r++) {
+      tokens.set(windows.subarray(r * w, r * w + seqLen), r * seqLen);
+      targets.set(windows.subarray(r * w + 1, r * w + w), r * seqLen);
+    }
+    const tv = this.backend.view(this.tokensT, 0, [n]);
+    const gv = this.backend.view(this.targetsT!, 0, [n]);
+    this.backend.upload(tv, tokens);
+    this.backend.upload(gv, targets);
+    return [tv, gv];
+  }
+
+  free(): void {
+    this.replica.free();
+    this.adamw.free();
+    this.localCopy?.free();
+    this.backend.free(this.stats);
+    if (this.tokensT) this.backend.free(this.tokensT);
+    if (this.targetsT) this.backend.free(this.targetsT);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Refuses a configuration whose estimated memory exceeds what the machine has available, before
+ * anything large is allocated, naming the estimate and the largest micro batch that would fit.
+ */
+import { readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+import type { ModelConfig } from '../model/config.js';
+import { estimateMemory, formatBytes, type MemoryEstimate } from '../model/memory.js';
+import { UserError } from '../util/errors.js';
+
+/** MemAvailable from /proc/meminfo, capped by a cgroup v2 memory limit when one is set. */
+export function availableMemoryBytes(): number {
+  let avail = freemem();
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) avail = Number(m[1]) * 1024;
+  } catch {
+    /* not Linux: keep os.freemem() */
+  }
+  try {
+    const max = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
+    const cur = Number(readFileSync('/sys/fs/cgroup/memory.current', 'utf8').trim());
+    if (max !== 'max' && Number.isFinite(Number(max))) avail = Math.min(avail, Number(max) - cur);
+  } catch {
+    /* no cgroup limit */
+  }
+  return avail;
+}
+
+export interface MemoryCheckOptions {
+  recompute: boolean;
+  /** Replicas (or shards) living in this process: threads-DDP ranks share one address space. */
+  ranksInProcess: number;
+  /** FSDP shard count (1 for DDP/local). */
+  shards: number;
+}
+
+export function processEstimate(config: ModelConfig, microBatch: number, o: MemoryCheckOptions): MemoryEstimate & { perRank: number } {
+  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards });
+  return { ...e, perRank: e.total, total: e.total * o.ranksInProcess };
+}
+
+export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCheckOptions, available = availableMemoryBytes()): MemoryEstimate {
+  const e = processEstimate(config, microBatch, o);
+  if (e.total <= available) return e;
+  let fit = 0;
+  for (let m = microBatch - 1; m >= 1; m--) {
+    if (processEstimate(config, m, o).total <= available) {
+      fit = m;
+      break;
+    }
+  }
+  const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, scratch ${formatBytes(e.gradScratch + e.headScratch)}`;
+  const per = o.ranksInProcess > 1 ? ` (${o.ranksInProcess} ranks in this process × ${formatBytes(e.perRank)})` : '';
+  const advice = fit > 0
+    ? `the largest micro batch that fits is ${fit} (set batch.max_micro=${fit}; the global batch is reached by accumulation)`
+    : `no micro batch fits: even 1 sequence needs ${formatBytes(processEstimate(config, 1, o).total)}; use recompute: true, FSDP with more ranks, or a smaller model`;
+  throw new UserError(`not enough memory: the estimate is ${formatBytes(e.total)}${per} for micro batch ${microBatch} (${parts}), but only ${formatBytes(available)} is available; ${advice}`);
+}
