@@ -1,0 +1,80 @@
+/** Model configs, presets and the memory estimate. */
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { RefBackend } from '../src/backend/ref/index.js';
+import { modelConfig, PRESETS } from '../src/model/config.js';
+import { buildLayout } from '../src/model/layout.js';
+import { Llama } from '../src/model/llama.js';
+import { estimateMemory } from '../src/model/memory.js';
+import { AdamW, ADAMW_DEFAULTS } from '../src/optim/adamw.js';
+import { LocalReplica } from '../src/train/replica.js';
+import { checkMemory } from '../src/train/memory-check.js';
+import { UserError } from '../src/util/errors.js';
+
+/** Parameter count from the architecture, written independently of the layout code. */
+function expectedParams(c: { vocab: number; d_model: number; n_layers: number; n_heads: number; n_kv_heads: number; ffn_dim: number; tie_embeddings: boolean }): number {
+  const hd = c.d_model / c.n_heads;
+  const attn = c.d_model * c.n_heads * hd * 2 + c.d_model * c.n_kv_heads * hd * 2;
+  const mlp = 3 * c.d_model * c.ffn_dim;
+  return c.vocab * c.d_model * (c.tie_embeddings ? 1 : 2) + c.n_layers * (attn + mlp + 2 * c.d_model) + c.d_model;
+}
+
+test('presets have the documented shapes and parameter counts', () => {
+  for (const name of Object.keys(PRESETS)) {
+    const c = modelConfig(name);
+    assert.equal(buildLayout(c).paramCount, expectedParams(c), name);
+  }
+  const tl = modelConfig('tinyllama');
+  assert.equal(buildLayout(tl).paramCount, 1_100_048_384, 'TinyLlama-1.1B has 1,100,048,384 parameters');
+  const tiny = buildLayout(modelConfig('tiny')).paramCount;
+  assert.ok(tiny > 0.7e6 && tiny < 1.3e6, `tiny has ~1M parameters (${tiny})`);
+  assert.ok(modelConfig('tiny').n_kv_heads < modelConfig('tiny').n_heads, 'tiny uses grouped-query attention');
+  assert.equal(modelConfig('A').tie_embeddings, true);
+  assert.equal(modelConfig('tinyllama').tie_embeddings, false);
+});
+
+test('invalid model configs name the offending field', () => {
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ d_model: 100, n_heads: 3 }, /model\.d_model: d_model \(100\) must be divisible by n_heads \(3\)/],
+    [{ n_heads: 4, n_kv_heads: 3 }, /model\.n_kv_heads: n_heads \(4\) must be divisible by n_kv_heads \(3\)/],
+    [{ vocab: 0 }, /model\.vocab/],
+    [{ seq_len: 12.5 }, /model\.seq_len/],
+    [{ dmodel: 128 }, /unknown field 'dmodel'/],
+    [{ d_model: 132, n_heads: 4 }, /model\.d_model: head dimension .* must be even/],
+  ];
+  for (const [override, re] of bad) assert.throws(() => modelConfig('tiny', override as never), (e: Error) => e instanceof UserError && re.test(e.message), JSON.stringify(override));
+  assert.throws(() => modelConfig('huge'), /unknown model preset 'huge' \(known presets: tiny, A, B, tinyllama\)/);
+});
+
+test('estimateMemory matches what the backend actually allocates', () => {
+  const be = new RefBackend();
+  const cfg = modelConfig('tiny', { seq_len: 32 });
+  const base = be.liveBytes();
+  const model = new Llama(be, cfg);
+  const replica = new LocalReplica(be, model.layout);
+  const adamw = new AdamW(be, model.layout, ADAMW_DEFAULTS);
+  const tokens = be.alloc([3 * 32], 'i32');
+  const stats = be.alloc([4], 'f64');
+  replica.beginStep();
+  replica.beginMicroStep(1, stats, 0);
+  model.forwardBackward(tokens, tokens, 3, 32, replica, replica, stats, 2, 1);
+  const e = estimateMemory(cfg, 3);
+  const allocated = be.liveBytes() - base;
+  // Everything the estimate counts, except the scratch a second micro-step and the head kernel would use.
+  const counted = e.params + e.grads + e.optimizer + e.activations;
+  assert.ok(Math.abs(allocated - counted) / counted < 0.02, `allocated ${allocated} vs estimate ${counted}`);
+  assert.ok(e.total > counted);
+  adamw.free();
+});
+
+test('the memory check refuses what does not fit and names the largest micro batch that does', () => {
+  const cfg = modelConfig('A');
+  const opts = { recompute: false, ranksInProcess: 1, shards: 1 };
+  const e8 = estimateMemory(cfg, 8);
+  const e3 = estimateMemory(cfg, 3);
+  const available = (e3.total + estimateMemory(cfg, 4).total) / 2;
+  assert.throws(() => checkMemory(cfg, 8, opts, available), (err: Error) => /the largest micro batch that fits is 3/.test(err.message) && err.message.includes('not enough memory'));
+  assert.equal(checkMemory(cfg, 8, opts, e8.total + 1).total, e8.total);
+  assert.throws(() => checkMemory(modelConfig('tinyllama'), 1, opts, 1e9), /no micro batch fits/);
+  assert.throws(() => checkMemory(cfg, 8, { ...opts, ranksInProcess: 2 }, e8.total * 1.5), /2 ranks in this process/);
+});
