@@ -28,23 +28,39 @@ export interface BatchLayout {
 
 /**
  * Gradient statistics of one optimizer step, already reduced across ranks, so that every rank sees
- * the same numbers and reaches the same decision. All from raw (unclipped) gradients, float64.
+ * the same numbers and reaches the same decision. All from raw (unclipped, not LR-scaled) gradients,
+ * accumulated in float64. Every gradient here is a mean over its sequences (not a sum), so that
+ * g_j = (1/M) Σ_t g_{j,t} and ḡ = (1/J) Σ_j g_j.
  */
 export interface GradientStats {
+  /** The plan the step actually ran with (J, M, m and b = J·M·m). */
   plan: BatchPlan;
-  /** Σ_{j,t} ‖g_{j,t}‖² over the J·M micro-step gradients (each the mean over its m sequences). */
+  /**
+   * Σ_{j,t} ‖g_{j,t}‖² over the J·M micro-step gradients (each the mean over its m sequences).
+   * Rank j takes ‖g_{j,t}‖² of each micro-step's gradient as it is produced, before it is added into
+   * the accumulator (FSDP: before that micro-step's reduce-scatter), sums over its M micro-steps, and
+   * the J partial sums are then summed across ranks. Always measured (the noise-scale log needs it).
+   */
   microSqNormSum: number;
-  /** Σ_j ‖g_j‖² over the ranks' accumulated local gradients; null when not measured. */
+  /**
+   * Σ_j ‖g_j‖² over the ranks' accumulated local gradients g_j = (1/M) Σ_t g_{j,t}: each rank's
+   * squared norm taken before the gradient all-reduce, then summed across ranks; null when not
+   * measured (needs.localNorms false).
+   */
   localSqNormSum: number | null;
-  /** ‖ḡ‖² of the global gradient. */
+  /** ‖ḡ‖² of the global gradient ḡ = (1/J) Σ_j g_j (after the all-reduce; under FSDP the sum over ranks of ‖shard‖²). */
   globalSqNorm: number;
-  /** Σ_j ⟨g_j, ḡ⟩ (inner-product family); null when not measured. */
+  /**
+   * Σ_j ⟨g_j, ḡ⟩ (inner-product family): each rank's local dot product with the reduced ḡ, summed
+   * across ranks; null when not measured. Equal to J·‖ḡ‖² up to rounding.
+   */
   dotSum: number | null;
-  /** Σ_j ⟨g_j, ḡ⟩² (inner-product family); null when not measured. */
+  /** Σ_j ⟨g_j, ḡ⟩² (inner-product family): each rank squares its own dot product, then summed across ranks; null when not measured. */
   dotSqSum: number | null;
   /**
-   * Coordinate-wise statistic for the experimental coordinate norm test, computed by the trainer with
-   * batch/coordinate.ts from per-coordinate sums; null when not measured.
+   * Coordinate-wise statistic for the experimental coordinate norm test: the value returned by
+   * batch/coordinate.ts (a quantile of the per-coordinate ratios Var_i/ḡ_i², in samples, without η)
+   * from the per-coordinate sums reduced across ranks; null when not measured.
    */
   coordinateStat: number | null;
 }
@@ -65,12 +81,20 @@ export interface StatisticNeeds {
 export interface ScheduleDecision {
   /** The test statistic T (null when no test ran this step). */
   testStat: number | null;
-  /** The tr(Σ) estimate used by the test (null when none). */
+  /**
+   * The variance estimate in the numerator of T, after any smoothing (null when no test ran):
+   * tr(Σ̂) for the norm test's `microbatch` and `per-sample` estimators, V for `paper`,
+   * Var_s(⟨g_s,ḡ⟩)·m_s for the inner-product test, the orthogonal-component variance for the
+   * orthogonality test (for the augmented test: that of the larger statistic), tr(Σ̂) for `gns`, and
+   * null for the coordinate test.
+   */
   gradVar: number | null;
   /** true when the test passed (batch kept), false when it failed (batch grows), null when not tested. */
   testPassed: boolean | null;
   /** Target global batch for the next step (before the planner rounds it). */
   nextBatch: number;
+  /** Why no test ran, when that is worth a log line (e.g. 'at max batch: testing stopped'). Optional. */
+  note?: string;
 }
 
 /** JSON-serialisable schedule state, saved in checkpoints. */
