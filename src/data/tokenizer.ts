@@ -1,0 +1,466 @@
+/**
+ * The tokenizer: byte-level BPE as GPT-2 and Hugging Face define it, stored as a Hugging Face
+ * tokenizer.json, so a trained model's tokenizer loads in transformers and ids agree exactly.
+ *
+ *   const tok = trainTokenizer(texts, { vocab: 4096 });   // ids 0,1 = <|bos|>, <|eos|>; 2–257 = bytes
+ *   tok.encode('Hello world', { eos: true });             // → number[]
+ *   tok.decode(ids);                                      // decode(encode(s)) === s for every well-formed string
+ *   tok.save('tokenizer.json'); loadTokenizer('tokenizer.json');
+ *   tok.hash();                                           // SHA-256 of the canonical JSON: the identity caches use
+ *
+ * Encoding: text → added-token split → Unicode normalization (if any) → GPT-2 regex pieces → UTF-8
+ * bytes → merges applied lowest rank first (leftmost on ties, as Hugging Face). Results are cached per
+ * piece, because natural text repeats the same few thousand words.
+ *
+ * Special tokens in text (e.g. a literal "<|eos|>" in a document) are encoded as plain text unless
+ * `allowSpecial` is set, so a document cannot inject a document boundary. Non-special added tokens
+ * of a loaded tokenizer are always matched, as Hugging Face does.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { countWords, learnMerges } from './bpe-train.js';
+import { BYTE_TO_CHAR, bytesToSymbols, symbolsToBytes, utf8Decoder, utf8Encoder } from './bytelevel.js';
+import { canonicalJson, sha256Hex, writeFileAtomic } from './json.js';
+import { buildTokenizerJson, parseTokenizerJson, type AddedTokenSpec, type SplitStage, type TokenizerSpec } from './tokenizer-json.js';
+import { UserError } from '../util/errors.js';
+
+export const DEFAULT_BOS = '<|bos|>';
+export const DEFAULT_EOS = '<|eos|>';
+
+export interface EncodeOptions {
+  /** Prepend the beginning-of-sequence token. */
+  bos?: boolean;
+  /** Append the end-of-sequence token. */
+  eos?: boolean;
+  /** Recognise special-token strings in the text (default: encode them as plain text). */
+  allowSpecial?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (BOS, EOS, …). */
+  skipSpecial?: boolean;
+}
+
+export interface SpecialTokenNames {
+  /** Content of the token that begins a document (default: found by name; the EOS token when there is none). */
+  bosToken?: string;
+  /** Content of the token that ends a document (default: found by name). */
+  eosToken?: string;
+}
+
+export interface TrainTokenizerOptions {
+  /** Vocabulary size including the 256 bytes and the special tokens. */
+  vocab: number;
+  /** Pairs seen fewer times are not merged (default 2); a small corpus may then give a smaller vocabulary. */
+  minFrequency?: number;
+  bosToken?: string;
+  eosToken?: string;
+}
+
+/** Cached pieces above this count are dropped (all at once): bounds memory on corpora with endless distinct words. */
+const WORD_CACHE_LIMIT = 1 << 20;
+const BOS_NAMES = [DEFAULT_BOS, '<|begin_of_text|>', '<|startoftext|>', '<s>', '<bos>'];
+const EOS_NAMES = [DEFAULT_EOS, '<|end_of_text|>', '<|endoftext|>', '</s>', '<eos>'];
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+/** A regex matching any of the tokens, longest first (so leftmost-longest, like Hugging Face), or null for none. */
+function addedTokenRegex(tokens: readonly AddedTokenSpec[]): RegExp | null {
+  if (tokens.length === 0) return null;
+  const sorted = [...tokens].sort((a, b) => b.content.length - a.content.length);
+  return new RegExp(sorted.map((t) => escapeRegex(t.content)).join('|'), 'gu');
+}
+
+/** Binary min-heap of merge candidates keyed rank·2³² + position, as Hugging Face orders them. */
+function heapPush(h: number[], v: number): void {
+  let i = h.length;
+  h.push(v);
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (h[p]! <= v) break;
+    h[i] = h[p]!;
+    i = p;
+  }
+  h[i] = v;
+}
+
+function heapPop(h: number[]): number {
+  const top = h[0]!;
+  const last = h.pop()!;
+  const n = h.length;
+  if (n > 0) {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const c = l + 1 < n && h[l + 1]! < h[l]! ? l + 1 : l;
+      if (h[c]! >= last) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+  }
+  return top;
+}
+
+const POS_SPAN = 2 ** 32;
+
+export class Tokenizer {
+  readonly vocabSize: number;
+  readonly bos: number;
+  readonly eos: number;
+  /** Where it came from (a path, or "trained"), for messages. */
+  readonly source: string;
+
+  private readonly json: Record<string, unknown>;
+  private readonly idToToken: string[];
+  private readonly tokenToId: Map<string, number>;
+  private readonly modelVocab: Map<string, number>;
+  private readonly byteToId: Int32Array;
+  /** (left id · vocabSize + right id) → merge rank; rank → merged id. */
+  private readonly mergeRank: Map<number, number>;
+  private readonly mergeResult: Int32Array;
+  private readonly idBytes: Uint8Array[];
+  private readonly specialIds: Set<number>;
+  private readonly addedByContent: Map<string, AddedTokenSpec>;
+  private readonly plainAddedRegex: RegExp | null;
+  private readonly allAddedRegex: RegExp | null;
+  private readonly normalize: ((s: string) => string) | null;
+  private readonly addPrefixSpace: boolean;
+  private readonly stages: SplitStage[];
+  private readonly ignoreMerges: boolean;
+  private readonly wordCache = new Map<string, Int32Array>();
+  private cachedHash: string | null = null;
+
+  private constructor(json: Record<string, unknown>, spec: TokenizerSpec, names: SpecialTokenNames, source: string) {
+    this.json = json;
+    this.source = source;
+    this.modelVocab = spec.vocab;
+    this.tokenToId = new Map(spec.vocab);
+    for (const a of spec.added) this.tokenToId.set(a.content, a.id);
+    let maxId = -1;
+    for (const id of this.tokenToId.values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    this.idToToken = new Array<string>(this.vocabSize).fill('');
+    for (const [tok, id] of spec.vocab) this.idToToken[id] = tok;
+    for (const a of spec.added) this.idToToken[a.id] = a.content;
+
+    this.byteToId = Int32Array.from(BYTE_TO_CHAR, (c) => spec.vocab.get(c)!);
+    this.mergeRank = new Map();
+    this.mergeResult = new Int32Array(spec.merges.length);
+    spec.merges.forEach(([a, b], rank) => {
+      const key = spec.vocab.get(a)! * this.vocabSize + spec.vocab.get(b)!;
+      // A repeated merge keeps its first (best) rank, as Hugging Face's reader does.
+      if (!this.mergeRank.has(key)) this.mergeRank.set(key, rank);
+      this.mergeResult[rank] = spec.vocab.get(a + b)!;
+    });
+
+    const addedIds = new Set(spec.added.map((a) => a.id));
+    this.idBytes = this.idToToken.map((tok, id) => (addedIds.has(id) ? null : symbolsToBytes(tok)) ?? utf8Encoder.encode(tok));
+    this.specialIds = new Set(spec.added.filter((a) => a.special).map((a) => a.id));
+    this.addedByContent = new Map(spec.added.map((a) => [a.content, a]));
+    this.plainAddedRegex = addedTokenRegex(spec.added.filter((a) => !a.special));
+    this.allAddedRegex = addedTokenRegex(spec.added);
+    this.normalize = spec.normalize;
+    this.addPrefixSpace = spec.addPrefixSpace;
+    this.stages = spec.stages;
+    this.ignoreMerges = spec.ignoreMerges;
+
+    const find = (given: string | undefined, candidates: string[], what: string): number | null => {
+      if (given !== undefined) {
+        const id = this.tokenToId.get(given);
+        if (id === undefined) throw new UserError(`tokenizer ${source}: the ${what} token ${JSON.stringify(given)} is not in its vocabulary`);
+        return id;
+      }
+      for (const c of candidates) {
+        const id = this.tokenToId.get(c);
+        if (id !== undefined) return id;
+      }
+      return null;
+    };
+    const eos = find(names.eosToken, EOS_NAMES, 'end-of-sequence');
+    if (eos === null) throw new UserError(`tokenizer ${source}: no end-of-sequence token found (looked for ${EOS_NAMES.join(', ')}); name it (eos_token)`);
+    this.eos = eos;
+    this.bos = find(names.bosToken, BOS_NAMES, 'beginning-of-sequence') ?? eos;
+  }
+
+  /** A tokenizer from a parsed tokenizer.json object (validated; `source` names it in errors). */
+  static fromJSON(json: unknown, names: SpecialTokenNames = {}, source = 'tokenizer.json'): Tokenizer {
+    const spec = parseTokenizerJson(json, source);
+    // Keep our own copy: toJSON() and hash() must not change if the caller edits its object.
+    return new Tokenizer(structuredClone(json) as Record<string, unknown>, spec, names, source);
+  }
+
+  /** @internal Used by loadTokenizer, which owns its freshly parsed object. */
+  static fromOwnedJSON(json: unknown, names: SpecialTokenNames, source: string): Tokenizer {
+    return new Tokenizer(json as Record<string, unknown>, parseTokenizerJson(json, source), names, source);
+  }
+
+  /** The token string of an id (byte-level form, e.g. "Ġthe"), or undefined. */
+  token(id: number): string | undefined {
+    return id >= 0 && id < this.vocabSize ? this.idToToken[id] : undefined;
+  }
+
+  /** The id of a token string (byte-level form), or undefined. */
+  tokenId(token: string): number | undefined {
+    return this.tokenToId.get(token);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const out: number[] = [];
+    if (opts.bos) out.push(this.bos);
+    const added = opts.allowSpecial ? this.allAddedRegex : this.plainAddedRegex;
+    if (added === null) this.encodeText(text, out);
+    else this.encodeWithAdded(text, added, out);
+    if (opts.eos) out.push(this.eos);
+    return out;
+  }
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new UserError(`token id ${id} is outside the vocabulary (0–${this.vocabSize - 1})`);
+      if (!(opts.skipSpecial && this.specialIds.has(id))) total += this.idBytes[id]!.length;
+    }
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (opts.skipSpecial && this.specialIds.has(id)) continue;
+      const b = this.idBytes[id]!;
+      bytes.set(b, at);
+      at += b.length;
+    }
+    return utf8Decoder.decode(bytes);
+  }
+
+  /** The Hugging Face tokenizer.json object (do not modify it). */
+  toJSON(): Record<string, unknown> {
+    return this.json;
+  }
+
+  /** SHA-256 (hex) of the canonical JSON: equal for equal tokenizers, whatever the file's formatting. */
+  hash(): string {
+    this.cachedHash ??= sha256Hex(canonicalJson(this.json));
+    return this.cachedHash;
+  }
+
+  /** Writes tokenizer.json atomically (temporary file, then rename). */
+  save(path: string): void {
+    writeFileAtomic(path, JSON.stringify(this.json, null, 2) + '\n');
+  }
+
+  private encodeWithAdded(text: string, added: RegExp, out: number[]): void {
+    // Sections alternate: plain text, added token, plain text, …; then lstrip/rstrip trim the neighbours.
+    const sections: Array<string | AddedTokenSpec> = [];
+    added.lastIndex = 0;
+    let from = 0;
+    let m: RegExpExecArray | null;
+    while ((m = added.exec(text)) !== null) {
+      sections.push(text.slice(from, m.index), this.addedByContent.get(m[0])!);
+      from = m.index + m[0].length;
+    }
+    sections.push(text.slice(from));
+    for (let i = 1; i < sections.length; i += 2) {
+      const tok = sections[i] as AddedTokenSpec;
+      if (tok.lstrip) sections[i - 1] = (sections[i - 1] as string).trimEnd();
+      if (tok.rstrip) sections[i + 1] = (sections[i + 1] as string).trimStart();
+    }
+    for (let i = 0; i < sections.length; i++) {
+      if (i % 2 === 1) out.push((sections[i] as AddedTokenSpec).id);
+      else this.encodeText(sections[i] as string, out);
+    }
+  }
+
+  private encodeText(text: string, out: number[]): void {
+    if (text.length === 0) return;
+    if (this.normalize !== null) text = this.normalize(text);
+    if (this.addPrefixSpace && !text.startsWith(' ')) text = ' ' + text;
+    this.splitStage(text, 0, out);
+  }
+
+  /** Cuts `text` by stage `stage` and the ones after it, encoding the final pieces. */
+  private splitStage(text: string, stage: number, out: number[]): void {
+    if (stage === this.stages.length) {
+      const ids = this.wordIds(text);
+      for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
+      return;
+    }
+    const { regex, keepMatches } = this.stages[stage]!;
+    regex.lastIndex = 0;
+    let from = 0;
+    let m: RegExpExecArray | null;
+    while ((m = regex.exec(text)) !== null) {
+      const piece = m[0];
+      if (piece.length === 0) {
+        // An empty match cuts nothing; step over one code point and go on.
+        regex.lastIndex += (text.codePointAt(regex.lastIndex) ?? 0) > 0xffff ? 2 : 1;
+        continue;
+      }
+      if (m.index > from) this.splitStage(text.slice(from, m.index), stage + 1, out);
+      if (keepMatches) this.splitStage(piece, stage + 1, out);
+      from = m.index + piece.length;
+    }
+    if (from < text.length) this.splitStage(from === 0 ? text : text.slice(from), stage + 1, out);
+  }
+
+  /** The ids of one pre-token piece, cached. */
+  private wordIds(piece: string): Int32Array {
+    const cached = this.wordCache.get(piece);
+    if (cached !== undefined) return cached;
+    const bytes = utf8Encoder.encode(piece);
+    let ids: Int32Array | null = null;
+    if (this.ignoreMerges) {
+      const whole = this.modelVocab.get(bytesToSymbols(bytes));
+      if (whole !== undefined) ids = Int32Array.of(whole);
+    }
+    if (ids === null) {
+      ids = new Int32Array(bytes.length);
+      for (let i = 0; i < bytes.length; i++) ids[i] = this.byteToId[bytes[i]!]!;
+      ids = this.applyMerges(ids);
+    }
+    if (this.wordCache.size >= WORD_CACHE_LIMIT) this.wordCache.clear();
+    this.wordCache.set(piece, ids);
+    return ids;
+  }
+
+  /**
+   * Applies merges to one piece: repeatedly the pair of lowest rank, the leftmost of equal ones
+   * (Hugging Face's order), with a heap over a linked list, so long pieces cost n log n, not n².
+   */
+  private applyMerges(sym: Int32Array): Int32Array {
+    const n = sym.length;
+    if (n < 2) return sym;
+    const V = this.vocabSize;
+    if (n === 2) {
+      const r = this.mergeRank.get(sym[0]! * V + sym[1]!);
+      return r === undefined ? sym : Int32Array.of(this.mergeResult[r]!);
+    }
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1;
+      prev[i] = i - 1;
+    }
+    const heap: number[] = [];
+    for (let i = 0; i + 1 < n; i++) {
+      const r = this.mergeRank.get(sym[i]! * V + sym[i + 1]!);
+      if (r !== undefined) heapPush(heap, r * POS_SPAN + i);
+    }
+    let alive = n;
+    while (heap.length > 0) {
+      const top = heapPop(heap);
+      const rank = Math.floor(top / POS_SPAN);
+      const i = top - rank * POS_SPAN;
+      if (sym[i]! < 0) continue;
+      const j = next[i]!;
+      // Stale entry: the left symbol was merged away or its right neighbour changed.
+      if (j >= n || this.mergeRank.get(sym[i]! * V + sym[j]!) !== rank) continue;
+      sym[i] = this.mergeResult[rank]!;
+      sym[j] = -1;
+      alive--;
+      const k = next[j]!;
+      next[i] = k;
+      if (k < n) prev[k] = i;
+      const p = prev[i]!;
+      if (p >= 0) {
+        const r = this.mergeRank.get(sym[p]! * V + sym[i]!);
+        if (r !== undefined) heapPush(heap, r * POS_SPAN + p);
+      }
+      if (k < n) {
+        const r = this.mergeRank.get(sym[i]! * V + sym[k]!);
+        if (r !== undefined) heapPush(heap, r * POS_SPAN + i);
+      }
+    }
+    const out = new Int32Array(alive);
+    for (let i = 0, o = 0; i < n; i = next[i]!) out[o++] = sym[i]!;
+    return out;
+  }
+}
+
+/** Trains from word counts (see countWords), for callers that stream their texts. */
+export function trainTokenizerFromCounts(wordCounts: ReadonlyMap<string, number>, opts: TrainTokenizerOptions): Tokenizer {
+  const bosToken = opts.bosToken ?? DEFAULT_BOS;
+  const eosToken = opts.eosToken ?? DEFAULT_EOS;
+  const specials = bosToken === eosToken ? [eosToken] : [bosToken, eosToken];
+  const base = specials.length + 256;
+  if (!Number.isInteger(opts.vocab) || opts.vocab < base) throw new UserError(`tokenizer vocab must be an integer ≥ ${base} (${specials.length} special tokens + 256 bytes), got ${opts.vocab}`);
+  for (const s of specials) if (symbolsToBytes(s) !== null && [...s].length === 1) throw new UserError(`special token ${JSON.stringify(s)} would collide with a byte symbol`);
+
+  const merges = learnMerges(wordCounts, opts.vocab - base, opts.minFrequency ?? 2);
+  // Trainer ids (byte b, merge r → 256 + r) shifted past the special tokens.
+  const idToToken: string[] = [...specials, ...BYTE_TO_CHAR];
+  const trainerToken = (t: number): string => idToToken[specials.length + t]!;
+  const mergeTokens: Array<[string, string]> = [];
+  for (const [a, b] of merges) {
+    const pair: [string, string] = [trainerToken(a), trainerToken(b)];
+    mergeTokens.push(pair);
+    idToToken.push(pair[0] + pair[1]);
+  }
+  for (let id = base; id < idToToken.length; id++) {
+    if (specials.includes(idToToken[id]!)) throw new UserError(`special token ${JSON.stringify(idToToken[id])} was also learned as a merge; choose another name for it`);
+  }
+  const json = buildTokenizerJson(
+    idToToken,
+    mergeTokens,
+    specials.map((content, id) => ({ id, content })),
+  );
+  return Tokenizer.fromOwnedJSON(json, { bosToken, eosToken }, 'trained');
+}
+
+/** Trains a byte-level BPE tokenizer with BOS/EOS special tokens (ids 0 and 1). */
+export function trainTokenizer(texts: Iterable<string>, opts: TrainTokenizerOptions): Tokenizer {
+  return trainTokenizerFromCounts(countWords(texts), opts);
+}
+
+/** BOS/EOS names from a tokenizer_config.json beside the file, as Hugging Face model folders have. */
+function namesFromConfig(dir: string): SpecialTokenNames {
+  const path = join(dir, 'tokenizer_config.json');
+  if (!existsSync(path)) return {};
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+  const name = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined);
+  const c = (typeof cfg === 'object' && cfg !== null ? cfg : {}) as Record<string, unknown>;
+  const out: SpecialTokenNames = {};
+  const bos = name(c.bos_token);
+  const eos = name(c.eos_token);
+  if (bos !== undefined) out.bosToken = bos;
+  if (eos !== undefined) out.eosToken = eos;
+  return out;
+}
+
+/**
+ * Loads a Hugging Face tokenizer.json (or a folder holding one). BOS/EOS come from `names`, else from a
+ * tokenizer_config.json beside it, else from well-known token names.
+ */
+export function loadTokenizer(path: string, names: SpecialTokenNames = {}): Tokenizer {
+  let file = path;
+  let text: string;
+  try {
+    if (statSync(path).isDirectory()) file = join(path, 'tokenizer.json');
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`tokenizer file ${file} does not exist`);
+    throw new UserError(`cannot read tokenizer file ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`tokenizer ${file}: invalid JSON: ${(e as Error).message}`);
+  }
+  const fromConfig = names.bosToken !== undefined && names.eosToken !== undefined ? {} : namesFromConfig(dirname(file));
+  return Tokenizer.fromOwnedJSON(json, { ...fromConfig, ...names }, file);
+}
