@@ -330,25 +330,30 @@ test('gns schedule: b = clamp(c·B_simple), compared with the current target', (
 
 test('noise-scale tracker: null with one small batch, bias-corrected EMAs, ratio after smoothing', () => {
   const tr = new NoiseScaleTracker({ beta: 0.5, source: 'micro' });
-  const single = tr.observe(stats(1, 1, 8, { microSqNormSum: 3, globalSqNorm: 3 }));
-  assert.deepEqual(single, { bSimple: null, traceSigma: null, gradSqNorm: null, traceSigmaSmoothed: null, gradSqNormSmoothed: null });
+  assert.equal(tr.observe(stats(1, 1, 8, { microSqNormSum: 3, globalSqNorm: 3 })), null);
+  assert.deepEqual(tr.lastEstimate(), { bSimple: null, traceSigma: null, gradSqNorm: null, traceSigmaSmoothed: null, gradSqNormSmoothed: null });
   // Step A: tr Σ = 8, ‖G‖² = 3 (as in the gns test).
-  const a = tr.observe(statsFrom([[[3, 0], [1, 0]]], 4));
+  assertClose(tr.observe(statsFrom([[[3, 0], [1, 0]]], 4)), 8 / 3, 'B_simple after one step');
+  const a = tr.lastEstimate();
   assertClose(a.traceSigma, 8, 'tr Σ');
   assertClose(a.gradSqNorm, 3, '‖G‖²');
-  assertClose(a.bSimple, 8 / 3, 'B_simple after one step');
   // Step B: g = (5,0), (1,0), m = 2 (b = 4): ‖g_small‖² = 13, ‖ḡ‖² = 9; tr Σ = 4/(1/2−1/4) = 16, ‖G‖² = (36−26)/2 = 5.
-  const b = tr.observe(statsFrom([[[5, 0], [1, 0]]], 2));
-  assertClose(b.traceSigma, 16, 'tr Σ');
-  assertClose(b.gradSqNorm, 5, '‖G‖²');
   const trS = (8 + 2 * 16) / 3;
   const gS = (3 + 2 * 5) / 3;
+  assertClose(tr.observe(statsFrom([[[5, 0], [1, 0]]], 2)), trS / gS, 'B_simple = EMA(tr Σ)/EMA(‖G‖²)');
+  const b = tr.lastEstimate();
+  assertClose(b.traceSigma, 16, 'tr Σ');
+  assertClose(b.gradSqNorm, 5, '‖G‖²');
   assertClose(b.traceSigmaSmoothed, trS, 'smoothed tr Σ');
-  assertClose(b.bSimple, trS / gS, 'B_simple = EMA(tr Σ)/EMA(‖G‖²)');
-  // A step with one small batch leaves the smoothed values as they were.
-  const c = tr.observe(stats(1, 1, 8, { microSqNormSum: 3, globalSqNorm: 3 }));
-  assert.equal(c.traceSigma, null);
-  assertClose(c.bSimple, trS / gS, 'unchanged');
+  assertClose(b.gradSqNormSmoothed, gS, 'smoothed ‖G‖²');
+  // Steps that cannot be used leave the smoothed values as they were: one small batch, NaN, and a
+  // shortened step whose b ≠ J·M·m.
+  assertClose(tr.observe(stats(1, 1, 8, { microSqNormSum: 3, globalSqNorm: 3 })), trS / gS, 'unchanged (one small batch)');
+  assert.equal(tr.lastEstimate().traceSigma, null);
+  assertClose(tr.observe(stats(2, 2, 4, { microSqNormSum: NaN })), trS / gS, 'unchanged (NaN)');
+  const uneven = statsFrom([[[9, 0], [1, 0]]], 4);
+  uneven.plan.globalBatch = 7;
+  assertClose(tr.observe(uneven), trS / gS, 'unchanged (shortened step)');
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -518,7 +523,8 @@ test('noise-scale tracker state round-trips through JSON', () => {
   b.restore(JSON.parse(JSON.stringify(a.state())) as Record<string, unknown>);
   for (let k = 0; k < 5; k++) {
     const st = it.next().value as GradientStats;
-    assert.deepEqual(b.observe(st), a.observe(st));
+    assert.equal(b.observe(st), a.observe(st));
+    assert.deepEqual(b.lastEstimate(), a.lastEstimate());
   }
 });
 

@@ -138,6 +138,13 @@ export function lrMultiplier(cfg: BatchConfig, batch: number): number {
   return lrScale(cfg.lr_scaling, batch, initialBatchOf(cfg));
 }
 
+/** The LR rule of cfg as a function of the step's global batch (what the trainer's LoopConfig.lrScale takes). */
+export function lrScaleFor(raw: BatchConfigInput | BatchConfig): (globalBatch: number) => number {
+  const cfg = parseBatchConfig(raw);
+  const b0 = initialBatchOf(cfg);
+  return (globalBatch: number) => lrScale(cfg.lr_scaling, globalBatch, b0);
+}
+
 export interface ScheduleContext {
   /** Total samples of the run; required by `stagewise`. */
   sampleBudget?: number;

@@ -3,7 +3,8 @@
  *     B_simple = tr(Σ)/‖G‖²,
  * from the two-batch unbiased estimates of batch/estimators.ts (small batches: the J·M micro-steps,
  * or the J ranks), with numerator and denominator smoothed separately by bias-corrected EMAs before
- * dividing. The trainer calls observe() once per step with the reduced stats and logs `noise_scale`.
+ * dividing. The trainer calls observe() once per step with the reduced stats and logs its result as
+ * `noise_scale`; state()/restore() go in the checkpoint next to the schedule's.
  */
 import { Ema } from './ema.js';
 import { statsFinite, twoBatchEstimate, type NoiseScaleSource } from './estimators.js';
@@ -29,6 +30,10 @@ export interface NoiseScaleEstimate {
   gradSqNormSmoothed: number | null;
 }
 
+function emptyEstimate(): NoiseScaleEstimate {
+  return { bSimple: null, traceSigma: null, gradSqNorm: null, traceSigmaSmoothed: null, gradSqNormSmoothed: null };
+}
+
 export class NoiseScaleTracker {
   private readonly ema: Ema;
   readonly needs: StatisticNeeds;
@@ -38,19 +43,36 @@ export class NoiseScaleTracker {
     this.needs = { localNorms: opts.source === 'rank', innerProducts: false, coordinates: false, microSamples: false };
   }
 
-  observe(stats: GradientStats): NoiseScaleEstimate {
-    const est = statsFinite(stats) ? twoBatchEstimate(stats, this.opts.source) : null;
+  private last: NoiseScaleEstimate = emptyEstimate();
+
+  /**
+   * Feeds one step and returns the smoothed B_simple to log as `noise_scale` (null while not
+   * estimable); lastEstimate() has the step's tr(Σ) and ‖G‖² estimates as well. A step with a single
+   * small batch, non-finite statistics, or a plan with b ≠ J·M·m (a shortened last step with uneven
+   * micro batches, where the two-batch formulas do not hold) leaves the averages unchanged.
+   */
+  observe(stats: GradientStats): number | null {
+    const { ranks: J, accumSteps: M, microBatch: m, globalBatch: b } = stats.plan;
+    const even = b === J * M * m;
+    const est = even && statsFinite(stats) ? twoBatchEstimate(stats, this.opts.source) : null;
     if (est !== null && Number.isFinite(est.traceSigma) && Number.isFinite(est.gradSqNorm)) {
       this.ema.update([est.traceSigma, est.gradSqNorm]);
-      return { ...this.current(), traceSigma: est.traceSigma, gradSqNorm: est.gradSqNorm };
+      this.last = { ...this.current(), traceSigma: est.traceSigma, gradSqNorm: est.gradSqNorm };
+    } else {
+      this.last = { ...this.current(), traceSigma: null, gradSqNorm: null };
     }
-    return { ...this.current(), traceSigma: null, gradSqNorm: null };
+    return this.last.bSimple;
+  }
+
+  /** Everything about the last observed step: smoothed B_simple, raw and smoothed tr(Σ) and ‖G‖². */
+  lastEstimate(): NoiseScaleEstimate {
+    return { ...this.last };
   }
 
   /** The smoothed estimates as they stand (without a new step). */
   current(): NoiseScaleEstimate {
     const v = this.ema.value();
-    if (v === null) return { bSimple: null, traceSigma: null, gradSqNorm: null, traceSigmaSmoothed: null, gradSqNormSmoothed: null };
+    if (v === null) return emptyEstimate();
     const [tr, gSq] = v as [number, number];
     return { bSimple: gSq > 0 ? Math.max(0, tr) / gSq : null, traceSigma: null, gradSqNorm: null, traceSigmaSmoothed: tr, gradSqNormSmoothed: gSq };
   }
@@ -62,5 +84,6 @@ export class NoiseScaleTracker {
   restore(state: ScheduleState): void {
     if (state.source !== this.opts.source) throw new Error(`noise-scale tracker: checkpoint has source '${String(state.source)}', config has '${this.opts.source}'`);
     this.ema.restore(state.ema, 'noise-scale tracker');
+    this.last = { ...this.current(), traceSigma: null, gradSqNorm: null };
   }
 }
