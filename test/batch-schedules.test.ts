@@ -499,7 +499,8 @@ for (const cfg of RESUME_CONFIGS) {
 
     assert.deepEqual([...head, ...tail], all);
     assert.deepEqual(resumed.state(), straight.state());
-    if (cfg.schedule !== 'ramp' && cfg.schedule !== 'stagewise') {
+    const name = (cfg as { schedule?: string }).schedule;
+    if (name !== 'ramp' && name !== 'stagewise') {
       // The batch must actually be moving across the restore point for the check to mean something.
       const batches = all.map((d) => d.nextBatch);
       assert.ok(batches[2 * N - 1]! > batches[0]! && batches[batches.length - 1]! > batches[2 * N - 1]!, `batch not ramping across the restore: ${batches.join(',')}`);

@@ -44,7 +44,7 @@ const adaptive = {
   hysteresis: z.number().min(0).default(0),
 };
 
-export const batchConfigSchema = z
+const batchConfigUnion = z
   .discriminatedUnion('schedule', [
     z.strictObject({ schedule: z.literal('constant'), ...common, batch: posInt }),
     z.strictObject({
@@ -93,8 +93,19 @@ export const batchConfigSchema = z
     }
   });
 
-export type BatchConfig = z.output<typeof batchConfigSchema>;
-export type BatchConfigInput = z.input<typeof batchConfigSchema>;
+/**
+ * The `batch:` section. `schedule` defaults to 'norm' (the method adabatch exists for), and a missing
+ * section means `{ schedule: 'norm' }` with every default, so `--set batch.eta=0.15` works alone.
+ */
+export const batchConfigSchema = z.preprocess((v) => {
+  if (v === undefined) return { schedule: 'norm' };
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && !('schedule' in v)) return { schedule: 'norm', ...v };
+  return v;
+}, batchConfigUnion);
+
+export type BatchConfig = z.output<typeof batchConfigUnion>;
+/** A `batch:` section as written (before defaults); `schedule` may be omitted (→ 'norm'). */
+export type BatchConfigInput = z.input<typeof batchConfigUnion> | Omit<Extract<z.input<typeof batchConfigUnion>, { schedule: 'norm' }>, 'schedule'>;
 export const SCHEDULE_NAMES = ['constant', 'stagewise', 'ramp', 'norm', 'inner_product', 'orthogonality', 'augmented', 'gns', 'coordinate'] as const;
 
 /** Validates a raw `batch:` section; a UserError names every offending field as batch.<key>. */
