@@ -6,7 +6,7 @@
  *   ds.train.windows(k, n)             // samples [k, k+n): n × (seqLen+1) tokens; inputs [0,L), targets [1,L+1)
  *   ds.train.cursorAt(k)               // { epoch, position }; the data position is just k, samples seen
  *   ds.validation?.windows(0, n)       // a fixed set of validation windows (null if there are none)
- *   splitStep(k, globalBatch, ranks, microBatch)   // (sampler.ts) who reads which samples this step
+ *   shardStep(k, globalBatch, ranks, microBatch)   // (sampler.ts) who reads which samples this step
  *
  * Config (snake_case; `{}` means Brown with a 4096-token tokenizer trained on its train split):
  *   corpus:       'brown' | { paths: [files or folders…], text_field: 'text' }   (see corpus.ts)

@@ -152,7 +152,7 @@ export interface RankShard extends SampleRange {
  * samples; a shortened last step gives smaller (possibly empty) ones, which the trainer must weight
  * by their counts.
  */
-export function splitStep(start: number, globalBatch: number, ranks: number, microBatch: number): RankShard[] {
+export function shardStep(start: number, globalBatch: number, ranks: number, microBatch: number): RankShard[] {
   checkIndex('start', start);
   checkIndex('globalBatch', globalBatch);
   if (!Number.isSafeInteger(ranks) || ranks < 1) throw new RangeError(`ranks must be a positive integer, got ${ranks}`);
