@@ -210,14 +210,7 @@ for (const [ci, c] of CASES.entries()) {
   test(`calibration: ${c.name}`, (t) => {
     const p = makeProblem(c.d, c.sigma, c.deltaScale, 1000 + ci);
     const truth = truthOf(p);
-    const G = new Float64Array(c.d);
-    {
-      // G = Σx δ recomputed here from L to feed the harness check.
-      const { d, L, delta } = p;
-      const Ld = new Float64Array(d);
-      for (let k = 0; k < d; k++) for (let i = k; i < d; i++) Ld[k]! += L[i * d + k]! * delta[i]!; // Lᵀδ
-      for (let i = 0; i < d; i++) for (let k = 0; k <= i; k++) G[i]! += L[i * d + k]! * Ld[k]!;
-    }
+    const G = gradientOf(p); // Σx δ = L(Lᵀδ), computed independently of truthOf for the harness check
     const sim = new Simulator(p, c.J, c.M, c.m, G, Rng.derive(7, 'calibration', ci));
     const b = c.J * c.M * c.m;
     const n = c.draws;
@@ -285,3 +278,82 @@ for (const [ci, c] of CASES.entries()) {
     assert.ok(worst < 0.08, `coordinate variance estimate off by ${(100 * worst).toFixed(2)}%`);
   });
 }
+
+/**
+ * Where growth stops. At a fixed w the expected statistics are E‖ḡ‖² = ‖G‖² + tr Σ/b and
+ *   microbatch/per-sample: E tr Σ̂ = tr Σ         → T ≤ b  ⇔  b ≥ b* = B(1−η²)/η²        (B = B_simple)
+ *   paper:                 E V = (J−1)·tr Σ/b   → T ≤ b  ⇔  b² + B·b ≥ (J−1)·B/η²,
+ *                          b* = (√(B² + 4(J−1)B/η²) − B)/2 ≤ min(√((J−1)B)/η, (J−1)/η²).
+ * Checked two ways: T from long-run means at a batch near b* equals that batch (the fixed point),
+ * and the microbatch schedule run end to end (planner + estimator + EMA) settles near its b*.
+ */
+function gradientOf(p: Problem): Float64Array {
+  const { d, L, delta } = p;
+  const Ld = new Float64Array(d);
+  const G = new Float64Array(d);
+  for (let k = 0; k < d; k++) for (let i = k; i < d; i++) Ld[k]! += L[i * d + k]! * delta[i]!;
+  for (let i = 0; i < d; i++) for (let k = 0; k <= i; k++) G[i]! += L[i * d + k]! * Ld[k]!;
+  return G;
+}
+
+test('calibration: the fixed points of the norm test, B(1−η²)/η², and of the paper estimator, (√(B²+4(J−1)B/η²) − B)/2', async (t) => {
+  const { NormTestSchedule } = await import('../src/batch/adaptive.js');
+  const { planBatch } = await import('../src/batch/planner.js');
+  const p = makeProblem(16, 1, 1, 77);
+  const truth = truthOf(p);
+  const G = gradientOf(p);
+  const B = truth.bSimple;
+  const J = 4;
+  const eta = 0.35;
+  const predicted = {
+    microbatch: (B * (1 - eta * eta)) / (eta * eta),
+    paper: (Math.sqrt(B * B + (4 * (J - 1) * B) / (eta * eta)) - B) / 2,
+  };
+  t.diagnostic(`B_simple ${B.toFixed(2)}, η ${eta}, J ${J}: b* microbatch ${predicted.microbatch.toFixed(1)}, paper ${predicted.paper.toFixed(1)} (√((J−1)B)/η = ${(Math.sqrt((J - 1) * B) / eta).toFixed(1)}, (J−1)/η² = ${((J - 1) / eta ** 2).toFixed(1)})`);
+  assert.ok(predicted.paper <= Math.min(Math.sqrt((J - 1) * B) / eta, (J - 1) / (eta * eta)));
+
+  // 1. At b ≈ b*, T formed from long-run means (what a long EMA estimates) equals b.
+  for (const [estimator, M, m] of [
+    ['microbatch', 2, 11], // b = 88 ≈ 89.7
+    ['paper', 1, 3], // b = 12 ≈ 12.3
+  ] as const) {
+    const sim = new Simulator(p, J, M, m, G, Rng.derive(5, 'fixed-point', estimator));
+    const b = J * M * m;
+    let num = 0;
+    let den = 0;
+    const n = 4000;
+    for (let k = 0; k < n; k++) {
+      const st = sim.draw();
+      num += estimator === 'paper' ? paperVariance(st) : traceSigmaMicrobatch(st);
+      den += st.globalSqNorm;
+    }
+    const T = num / (eta * eta * den);
+    const bStar = predicted[estimator];
+    // Closed form of T at this b, and the simulated value.
+    const expected = (estimator === 'paper' ? ((J - 1) * truth.traceSigma) / b : truth.traceSigma) / (eta * eta * (truth.gradSqNorm + truth.traceSigma / b));
+    t.diagnostic(`${estimator} at b = ${b}: T from means ${T.toFixed(2)}, closed form ${expected.toFixed(2)}, b* ${bStar.toFixed(2)}`);
+    assert.ok(rel(T, expected) < 0.05, `${estimator}: T ${T} vs closed form ${expected}`);
+    assert.ok(rel(T, b) < 0.1, `${estimator}: at b = ${b} ≈ b* = ${bStar.toFixed(1)}, T = ${T.toFixed(2)} should ≈ b`);
+  }
+
+  // 2. The microbatch schedule end to end: an EMA-smoothed norm test settles at or a little above b*
+  //    (only-increasing tests ratchet on upward noise).
+  const layout = { ranks: J, maxMicroBatch: 16, maxBatch: 100000 };
+  const finals: number[] = [];
+  for (let run = 0; run < 9; run++) {
+    const s = new NormTestSchedule({ initial: J, max: 100000, testInterval: 1, startAfterSamples: 0, ema: { beta: 0.9 }, hysteresis: 0 }, eta, 'microbatch');
+    const rng = Rng.derive(99, 'plateau', run);
+    let seen = 0;
+    for (let step = 0; step < 60; step++) {
+      const plan = planBatch(s.targetBatch(seen), layout, s.needs.microSamples);
+      const stats = new Simulator(p, plan.ranks, plan.accumSteps, plan.microBatch, G, rng).draw();
+      seen += plan.globalBatch;
+      s.observe(stats, seen);
+    }
+    finals.push(s.targetBatch(seen));
+  }
+  finals.sort((a, b) => a - b);
+  const median = finals[Math.floor(finals.length / 2)]!;
+  t.diagnostic(`microbatch schedule, 9 runs × 60 steps: final batches ${finals.join(' ')} (median ${median}, b* ${predicted.microbatch.toFixed(1)})`);
+  assert.ok(median >= 0.9 * predicted.microbatch && median <= 1.4 * predicted.microbatch, `median final batch ${median} vs b* ${predicted.microbatch}`);
+});
