@@ -1,0 +1,50 @@
+# The adabatch native addon (N-API, C++17): OpenBLAS sgemm plus vectorised kernels.
+#
+#   Release: -O3 for x86-64-v3 (AVX2 + FMA; runs on Zen 4 and Intel AVX-512 machines alike,
+#            OpenBLAS picks its own AVX-512 kernels at run time). Never -march=native.
+#   Debug:   AddressSanitizer build used by `npm run test:asan` (load with LD_PRELOAD=libasan).
+{
+  'targets': [
+    {
+      'target_name': 'adabatch',
+      'sources': [
+        'src/addon.cc',
+        'src/registry.cc',
+        'src/thread_pool.cc',
+        'src/args.cc',
+        'src/context.cc',
+        'src/bind_memory.cc',
+        'src/bind_math.cc',
+        'src/bind_layers.cc',
+        'src/elementwise.cc',
+        'src/gemm.cc',
+        'src/norm.cc',
+        'src/embedding.cc',
+        'src/rope.cc',
+        'src/attention.cc',
+        'src/attention_decode.cc',
+        'src/swiglu.cc',
+        'src/head_loss.cc',
+        'src/adamw.cc',
+      ],
+      'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
+      'cflags!': ['-fno-exceptions'],
+      'cflags_cc!': ['-fno-exceptions', '-std=gnu++17', '-std=gnu++20'],
+      'cflags_cc': [
+        '-std=c++17', '-fexceptions', '-march=x86-64-v3', '-mtune=generic',
+        '-fopenmp-simd', '-fno-math-errno', '-fno-trapping-math', '-Wall', '-Wextra', '-Wno-unused-parameter',
+      ],
+      'libraries': ['-lopenblas', '-lpthread'],
+      'configurations': {
+        'Release': {
+          'cflags_cc': ['-O3'],
+        },
+        'Debug': {
+          'cflags_cc': ['-O1', '-g', '-fsanitize=address', '-fno-omit-frame-pointer'],
+          'ldflags': ['-fsanitize=address'],
+        },
+      },
+    },
+  ],
+}

@@ -1,0 +1,62 @@
+#include "head_loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gemm.h"
+#include "norm.h"
+#include "parallel.h"
+#include "simd.h"
+
+namespace adabatch {
+
+size_t headLossScratchFloats(const HeadLossShape& s) { return s.chunk * s.vocab + 2 * s.chunk * s.dim + s.chunk + rmsnormPartials(s.chunk, s.dim); }
+
+void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& sc, double* lossSum, double* count) {
+  const size_t d = s.dim, V = s.vocab;
+  double total = 0, counted = 0;
+  for (size_t c0 = 0; c0 < s.rows; c0 += s.chunk) {
+    const size_t cr = std::min(s.chunk, s.rows - c0);
+    const float* xc = x + c0 * d;
+    const int32_t* tc = targets + c0;
+    rmsnormForward(pool, sc.xn, sc.rstd, xc, normW, cr, d, eps);
+    sgemm(pool, false, true, static_cast<int>(cr), static_cast<int>(V), static_cast<int>(d), 1.0f, sc.xn, static_cast<int>(d), headW, static_cast<int>(d), 0.0f, sc.logits, static_cast<int>(V));
+    // Softmax cross-entropy per row; with gradients the row becomes gradScale·(softmax − onehot).
+    parallelRanges(pool, cr, std::max<size_t>(1, rowsPerPart(V)), [&](size_t r0, size_t r1, size_t) {
+      for (size_t r = r0; r < r1; r++) {
+        float* row = sc.logits + r * V;
+        const int32_t t = tc[r];
+        if (t < 0) {
+          sc.rowLoss[r] = 0;
+          if (grads) std::memset(row, 0, V * sizeof(float));
+          continue;
+        }
+        const float target = row[t];
+        const float m = maxOf(row, V);
+        const double sum = expShiftSum(row, row, V, m);
+        sc.rowLoss[r] = static_cast<double>(m) + std::log(sum) - static_cast<double>(target);
+        if (grads) {
+          const float k = static_cast<float>(grads->gradScale / sum);
+#pragma omp simd
+          for (size_t j = 0; j < V; j++) row[j] *= k;
+          row[t] -= grads->gradScale;
+        }
+      }
+    });
+    for (size_t r = 0; r < cr; r++) {
+      if (tc[r] < 0) continue;
+      total += sc.rowLoss[r];
+      counted += 1;
+    }
+    if (!grads) continue;
+    sgemm(pool, false, false, static_cast<int>(cr), static_cast<int>(d), static_cast<int>(V), 1.0f, sc.logits, static_cast<int>(V), headW, static_cast<int>(d), 0.0f, sc.dxn, static_cast<int>(d));
+    sgemm(pool, true, false, static_cast<int>(V), static_cast<int>(d), static_cast<int>(cr), 1.0f, sc.logits, static_cast<int>(V), sc.xn, static_cast<int>(d), 1.0f, grads->dHeadW, static_cast<int>(d));
+    // dxn is the gradient w.r.t. the normalised-and-scaled x: RMSNorm backward gives dx and dNormW.
+    rmsnormBackward(pool, grads->dx + c0 * d, grads->dNormW, sc.dxn, xc, normW, sc.rstd, cr, d, false, sc.partials);
+  }
+  *lossSum = total;
+  *count = counted;
+}
+
+}  // namespace adabatch

@@ -1,0 +1,112 @@
+/**
+ * Loading the native addon (native/build/Release/adabatch.node, or the AddressSanitizer Debug build
+ * when ADABATCH_NATIVE_BUILD=Debug) and the shape of its interface. A tensor crosses the boundary as
+ * four numbers (buffer id, offset, size, dtype code); the addon re-validates all of them.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DType } from '../backend.js';
+
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f64: 1, i32: 2 };
+
+type N = number;
+type Kernel = (...args: Array<number | boolean>) => void;
+/** Context methods take tensors as (buffer, offset, size, dtype) quadruples followed by scalars. */
+export interface NativeContext {
+  setThreads(n: N): void;
+  getThreads(): number;
+  setSpin(micros: N): void;
+  liveBytes(): number;
+  peakBytes(): number;
+  resetPeak(): void;
+  scratchBytes(): number;
+  releaseScratch(): void;
+  dispose(): void;
+  ownerId(): number;
+  alloc(size: N, dtype: N): number;
+  free(...t: N[]): void;
+  upload(b: N, o: N, s: N, d: N, data: Float32Array | Float64Array | Int32Array): void;
+  download(b: N, o: N, s: N, d: N): Float32Array | Float64Array | Int32Array;
+  copy: Kernel;
+  fill: Kernel;
+  scale: Kernel;
+  axpy: Kernel;
+  add: Kernel;
+  sumSquares: Kernel;
+  dot: Kernel;
+  accumulateWithNorm: Kernel;
+  clipByGlobalNorm: Kernel;
+  adamw: Kernel;
+  embeddingForward: Kernel;
+  embeddingBackward: Kernel;
+  rmsnormForward: Kernel;
+  rmsnormBackward: Kernel;
+  matmul: Kernel;
+  rope: Kernel;
+  attentionForward: Kernel;
+  attentionBackward: Kernel;
+  attentionDecode: Kernel;
+  swigluForward: Kernel;
+  swigluBackward: Kernel;
+  headLoss: Kernel;
+}
+
+export interface NativeAddon {
+  Context: new (threads: number) => NativeContext;
+  liveBufferCount(): number;
+  blasConfig(): { config: string; core: string; threads: number };
+}
+
+export class NativeAddonMissingError extends Error {
+  constructor(path: string, cause?: unknown) {
+    super(
+      `the cpu backend's native addon is not available at ${path}` +
+        (cause instanceof Error && !/Cannot find module/.test(cause.message) ? ` (${cause.message})` : '') +
+        `: run \`npm run build:native\`` +
+        (process.env.ADABATCH_NATIVE_BUILD === 'Debug' ? ' (or `npm run test:asan`, which builds the Debug/AddressSanitizer addon)' : ''),
+    );
+    this.name = 'NativeAddonMissingError';
+  }
+}
+
+/** The repository root: the nearest ancestor of this module holding native/binding.gyp. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'native', 'binding.gyp'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+    dir = parent;
+  }
+}
+
+export function nativeAddonPath(): string {
+  const build = process.env.ADABATCH_NATIVE_BUILD === 'Debug' ? 'Debug' : 'Release';
+  return join(packageRoot(), 'native', 'build', build, 'adabatch.node');
+}
+
+let cached: NativeAddon | null = null;
+
+export function loadNativeAddon(): NativeAddon {
+  if (cached) return cached;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) throw new NativeAddonMissingError(path);
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    throw new NativeAddonMissingError(path, e);
+  }
+  return cached;
+}
+
+/** True when the addon is built (for tests that skip without it). */
+export function nativeAddonAvailable(): boolean {
+  try {
+    loadNativeAddon();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Backend selection by name. `cpu` (the native addon) is the default; `ref` is the plain
+ * TypeScript oracle.
+ */
+import type { Backend } from './backend.js';
+import { CpuBackend } from './cpu/index.js';
+import { RefBackend } from './ref/index.js';
+
+export type BackendName = 'cpu' | 'ref';
+
+export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'ref'];
+
+export interface BackendOptions {
+  /** Kernel threads (cpu only; ref is single-threaded). */
+  threads?: number;
+}
+
+/**
+ * Creates a backend. The cpu backend needs the native addon: when it is not built this throws an
+ * error telling the user to run `npm run build:native`.
+ */
+export function createBackend(name: BackendName = 'cpu', opts: BackendOptions = {}): Backend {
+  switch (name) {
+    case 'cpu':
+      return new CpuBackend(opts.threads !== undefined ? { threads: opts.threads } : {});
+    case 'ref':
+      return new RefBackend();
+    default:
+      throw new Error(`unknown backend '${String(name)}' (known backends: ${BACKEND_NAMES.join(', ')})`);
+  }
+}
