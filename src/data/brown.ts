@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../util/errors.js';
 
 /** Bump when brownText changes, so token caches built from the old text are not reused. */
-export const BROWN_TEXT_VERSION = 1;
+export const BROWN_TEXT_VERSION = 2;
 
 export interface BrownPackage {
   dir: string;
@@ -44,6 +44,27 @@ function wordAndTag(token: string): [string, string] {
   return slash > 0 ? [token.slice(0, slash), token.slice(slash + 1)] : [token, ''];
 }
 
+/**
+ * In this edition every ? ! ; : tagged "." is doubled ("?/. ?/."): each such pair stands for one mark.
+ * Drops the second of each pair of identical sentence-punctuation tokens.
+ */
+const DOUBLED = new Set(['?', '!', ';', ':']);
+
+function undouble(tokens: ReadonlyArray<[string, string]>): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let dropped = false;
+  for (const [w, tag] of tokens) {
+    const prev = out[out.length - 1];
+    if (!dropped && prev !== undefined && tag.startsWith('.') && prev[0] === w && prev[1] === tag && DOUBLED.has(w)) {
+      dropped = true;
+      continue;
+    }
+    dropped = false;
+    out.push([w, tag]);
+  }
+  return out;
+}
+
 /** One sentence's words joined as running text: `` and '' become ", punctuation hugs its word. */
 function sentenceText(words: readonly string[]): string {
   let out = '';
@@ -66,7 +87,7 @@ export function brownText(tagged: string): string {
       afterBlank = true;
       continue;
     }
-    const tokens = line.trim().split(/\s+/).map(wordAndTag);
+    const tokens = undouble(line.trim().split(/\s+/).map(wordAndTag));
     // Headlines (tags ending in -hl) stand alone rather than running into the next sentence.
     const heading = tokens.every(([, tag]) => tag.endsWith('-hl'));
     const sentence = sentenceText(tokens.map(([w]) => w));
