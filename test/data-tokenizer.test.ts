@@ -131,7 +131,7 @@ test('save writes a tokenizer.json that loads (here and in tokenizers.js) with t
 });
 
 // Other Hugging Face byte-level BPE files: built from our trained one, checked against tokenizers.js.
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 const variant = (edit: (j: Json) => void): Json => {
   const j = structuredClone(tok.toJSON()) as Json;
   edit(j);
