@@ -33,7 +33,7 @@ export const trainConfigSchema = z
     model: z.object({ preset: z.string().default('A') }).catchall(z.unknown()).default({ preset: 'A' }),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
-    data: z.union([syntheticSchema, dataConfigSchema]).default({}),
+    data: z.union([syntheticSchema, dataConfigSchema]).prefault({}),
     batch: batchConfigSchema,
     lr: lrConfigSchema.default(lrConfigSchema.parse({})),
     optim: z

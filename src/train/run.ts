@@ -3,9 +3,10 @@
  * model, check memory, run the loop with metrics and progress, and summarise.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { createSchedule, lrScaleFor, NoiseScaleTracker } from '../batch/index.js';
+import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor } from '../batch/index.js';
 import { createBackend } from '../backend/registry.js';
 import type { Backend } from '../backend/backend.js';
 import { loadDataset } from '../data/dataset.js';
@@ -66,7 +67,7 @@ async function loadData(cfg: TrainConfig, seqLen: number, presetVocab: number, l
     return { train: new SyntheticStream(seqLen, syn), validation: new SyntheticStream(seqLen, syn, 2 ** 40), vocab: null, tokenizerJson: null };
   }
   const ds = await loadDataset(cfg.data, { seqLen, seed: cfg.seed, log });
-  return { train: ds.train, validation: ds.validation, vocab: ds.tokenizer.vocabSize, tokenizerJson: ds.tokenizer.toJSON() };
+  return { train: ds.train, validation: ds.validation, vocab: ds.tokenizer.vocabSize, tokenizerJson: JSON.stringify(ds.tokenizer.toJSON()) };
 }
 
 export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise<TrainSummary> {
@@ -86,7 +87,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const ranks = group?.size ?? 1;
   const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / model_cfg.seq_len);
   const schedule = createSchedule(cfg.batch, { sampleBudget: budgetSamples });
-  const layout = { ranks, maxMicroBatch: cfg.batch.max_micro, maxBatch: cfg.batch.max ?? cfg.batch.max_micro * ranks * 1024 };
+  const layout = batchLayout(cfg.batch, ranks);
   try {
     schedule.validate(layout);
   } catch (e) {
@@ -102,7 +103,9 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     if (data.tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), data.tokenizerJson);
   }
 
-  const backend = opts.backend ?? createBackend(cfg.backend, cfg.threads !== undefined ? { threads: cfg.threads } : {});
+  // One rank uses every core; several ranks in one process run one kernel thread each (DESIGN.md).
+  const threads = cfg.threads ?? (group?.kind === 'threads' ? 1 : availableParallelism());
+  const backend = opts.backend ?? createBackend(cfg.backend, { threads });
   const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
   const model = new Llama(backend, model_cfg, { recompute: cfg.recompute });
   const engine = new ReplicaEngine(backend, model, pg, cfg.optim);
@@ -124,7 +127,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     maxNonFinite: cfg.max_nonfinite,
   });
   const metrics = !group || group.rank === 0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
-  const noise = new NoiseScaleTracker();
+  const noise = createNoiseScaleTracker(cfg.batch);
   const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false };
   let lastBatch = 0;
   let lastVal: number | null = null;

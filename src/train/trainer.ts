@@ -16,7 +16,7 @@ import type { BatchLayout, BatchPlan, BatchSchedule, GradientStats, ScheduleDeci
 import type { MetricsRow } from '../io/metrics.js';
 import { learningRate, type LrConfig } from '../optim/lr.js';
 import type { ReplicaEngine, StepScalars } from './engine.js';
-import { splitStep } from './split.js';
+import { shardStep } from '../data/sampler.js';
 
 export interface WindowSource {
   readonly seqLen: number;
@@ -112,11 +112,14 @@ export class Trainer {
     const shortened = plan.globalBatch > remaining;
     const stepSamples = Math.min(plan.globalBatch, remaining);
     if (shortened) plan = { ...plan, globalBatch: stepSamples };
-    const share = splitStep(st.samples, stepSamples, group.rank, group.size, plan.microBatch);
+    // Every rank runs the same number of micro-steps (some possibly empty on a shortened last step),
+    // so per-micro-step collectives stay matched across ranks.
+    const share = shardStep(st.samples, stepSamples, group.size, plan.microBatch)[group.rank]!.micro;
     overhead += clock() - t0;
 
     this.engine.beginStep();
     for (const micro of share) {
+      if (micro.count === 0) continue;
       const td = clock();
       const windows = this.train.windows(micro.start, micro.count);
       overhead += clock() - td;
@@ -157,7 +160,7 @@ export class Trainer {
       tokens: st.tokens,
       batch_size: stepSamples,
       micro_batch: plan.microBatch,
-      accum_steps: Math.ceil(stepSamples / (plan.microBatch * group.size)),
+      accum_steps: share.length,
       ranks: group.size,
       lr,
       loss: scalars.lossSum / scalars.tokens,
