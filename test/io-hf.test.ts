@@ -132,7 +132,7 @@ test('config mapping: ours → HF → ours is the identity for every preset; HF 
 });
 
 test('a real TinyLlama-1.1B config.json maps to the tinyllama preset', () => {
-  // TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json (as published on the Hub).
+  // Modelled on TinyLlama-1.1B's config.json on the Hub (written here from its known fields).
   const tinyllama = {
     architectures: ['LlamaForCausalLM'],
     attention_bias: false,
