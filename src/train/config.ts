@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { batchConfigSchema } from '../batch/config.js';
 import { dataConfigSchema } from '../data/dataset.js';
 import { lrConfigSchema } from '../optim/lr.js';
+import { checkpointConfigSchema } from './checkpointer.js';
 import { UserError, parseOrThrow } from '../util/errors.js';
 
 const syntheticSchema = z
@@ -31,11 +32,14 @@ export const trainConfigSchema = z
     threads: z.number().int().positive().optional(),
     /** A preset name plus any model field to override (vocab follows the tokenizer). */
     model: z.object({ preset: z.string().default('A') }).catchall(z.unknown()).default({ preset: 'A' }),
+    /** Start from these weights (a Hugging Face Llama directory or an adabatch checkpoint): continued pretraining. */
+    init_from: z.string().min(1).optional(),
+    checkpoint: checkpointConfigSchema.prefault({}),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
     data: z.union([syntheticSchema, dataConfigSchema]).prefault({}),
     batch: batchConfigSchema,
-    lr: lrConfigSchema.default(lrConfigSchema.parse({})),
+    lr: lrConfigSchema.prefault({}),
     optim: z
       .object({
         beta1: z.number().min(0).lt(1).default(0.9),
@@ -47,7 +51,7 @@ export const trainConfigSchema = z
         clip: z.number().nonnegative().default(1.0),
       })
       .strict()
-      .default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false, clip: 1.0 }),
+      .prefault({}),
     budget: z
       .object({ samples: z.number().int().positive().optional(), tokens: z.number().int().positive().optional() })
       .strict()
@@ -61,7 +65,7 @@ export const trainConfigSchema = z
         windows: z.number().int().positive().default(64),
       })
       .strict()
-      .default({ every_samples: 1024, windows: 64 }),
+      .prefault({}),
     /** Stop after this many consecutive steps with a non-finite loss or gradient. */
     max_nonfinite: z.number().int().positive().default(5),
     /** Seconds between progress lines when not on a terminal. */

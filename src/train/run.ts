@@ -1,28 +1,35 @@
 /**
- * `adabatch train` end to end on one process: resolve the config, load data and tokenizer, build the
- * model, check memory, run the loop with metrics and progress, and summarise.
+ * `adabatch train` end to end: resolve the config, load data and tokenizer, build the model (fresh,
+ * from `init_from`, or from the run's newest checkpoint on resume), check memory, run the loop with
+ * metrics, progress and checkpoints, and summarise.
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor } from '../batch/index.js';
-import { createBackend } from '../backend/registry.js';
 import type { Backend } from '../backend/backend.js';
+import { createBackend } from '../backend/registry.js';
 import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
+import { Tokenizer } from '../data/tokenizer.js';
 import { LocalGroup, type ProcessGroup } from '../dist/group.js';
-import { MetricsWriter } from '../io/metrics.js';
+import { readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
+import { loadModelDir } from '../io/hf.js';
+import { MetricsWriter, readMetrics } from '../io/metrics.js';
 import { modelConfig, type ModelConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
 import { formatBytes } from '../model/memory.js';
 import { initialParameters } from '../model/params.js';
+import { learningRate } from '../optim/lr.js';
 import { UserError } from '../util/errors.js';
+import { Checkpointer, parseTrainerState, restoreEngine } from './checkpointer.js';
 import type { TrainConfig } from './config.js';
 import { ReplicaEngine } from './engine.js';
 import { checkMemory } from './memory-check.js';
 import { Progress } from './progress.js';
-import { Trainer, type WindowSource } from './trainer.js';
+import { diffPaths } from './resume.js';
+import { Trainer, type LoopState, type WindowSource } from './trainer.js';
 
 export interface TrainSummary {
   runDir: string;
@@ -32,18 +39,22 @@ export interface TrainSummary {
   trainLoss: number;
   valLoss: number | null;
   elapsedS: number;
-  /** Steps at which the global batch changed: [step, samples seen before it, new batch]. */
+  /** Steps at which the global batch changed: the step, samples seen before it, the new batch. */
   batchChanges: Array<{ step: number; samples: number; batch: number }>;
   initialBatch: number;
   finalBatch: number;
   stoppedEarly: boolean;
+  resumedFrom: string | null;
+  checkpoint: string | null;
 }
 
 export interface RunOptions {
   group?: ProcessGroup;
   backend?: Backend;
   progress?: Progress;
-  /** Checked between steps; true stops the run cleanly. */
+  /** Continue cfg.run_dir from its newest valid checkpoint (cfg comes from loadResumeConfig). */
+  resume?: boolean;
+  /** Checked between steps; true stops the run cleanly (a checkpoint is written). */
   shouldStop?: () => boolean;
   log?: (msg: string) => void;
 }
@@ -55,37 +66,87 @@ function defaultRunDir(): string {
 }
 
 interface Data {
-  train: WindowSource;
+  train: WindowSource & { cursorAt?(k: number): { epoch: number; position: number } };
   validation: WindowSource | null;
-  vocab: number | null;
-  tokenizerJson: string | null;
+  tokenizer: Tokenizer | null;
 }
 
-async function loadData(cfg: TrainConfig, seqLen: number, presetVocab: number, log: (m: string) => void): Promise<Data> {
+async function loadData(cfg: TrainConfig, seqLen: number, vocab: number, tokenizerJson: string | null, runDir: string, log: (m: string) => void): Promise<Data> {
   if ('synthetic' in cfg.data) {
-    const syn = { vocab: presetVocab, phrases: cfg.data.synthetic.phrases, phrase_len: cfg.data.synthetic.phrase_len, seed: cfg.seed };
-    return { train: new SyntheticStream(seqLen, syn), validation: new SyntheticStream(seqLen, syn, 2 ** 40), vocab: null, tokenizerJson: null };
+    const syn = { vocab, phrases: cfg.data.synthetic.phrases, phrase_len: cfg.data.synthetic.phrase_len, seed: cfg.seed };
+    return { train: new SyntheticStream(seqLen, syn), validation: new SyntheticStream(seqLen, syn, 2 ** 40), tokenizer: null };
   }
-  const ds = await loadDataset(cfg.data, { seqLen, seed: cfg.seed, log });
-  return { train: ds.train, validation: ds.validation, vocab: ds.tokenizer.vocabSize, tokenizerJson: JSON.stringify(ds.tokenizer.toJSON()) };
+  let dataCfg = cfg.data;
+  if (tokenizerJson !== null && dataCfg.tokenizer.path === undefined && dataCfg.tokenizer.vocab === undefined) {
+    // Continued pretraining: tokenise with the initial weights' own tokenizer.
+    mkdirSync(runDir, { recursive: true });
+    const path = join(runDir, 'init-tokenizer.json');
+    writeFileSync(path, tokenizerJson);
+    dataCfg = { ...dataCfg, tokenizer: { ...dataCfg.tokenizer, path } };
+  }
+  const ds = await loadDataset(dataCfg, { seqLen, seed: cfg.seed, log });
+  return { train: ds.train, validation: ds.validation, tokenizer: ds.tokenizer };
+}
+
+function resolveModel(cfg: TrainConfig, dataVocab: number | null, init: { config: ModelConfig } | null): ModelConfig {
+  const { preset, ...overrides } = cfg.model;
+  if (init) {
+    const given = Object.keys(overrides);
+    if (given.length) throw new UserError(`model.${given[0]} cannot be set together with init_from (the architecture comes from ${cfg.init_from})`);
+    if (dataVocab !== null && dataVocab !== init.config.vocab) throw new UserError(`the tokenizer has ${dataVocab} tokens but the model in ${cfg.init_from} has vocab ${init.config.vocab}`);
+    return init.config;
+  }
+  const base = modelConfig(preset, overrides as Partial<ModelConfig>);
+  if (dataVocab === null || dataVocab === base.vocab) return base;
+  if (overrides.vocab !== undefined) throw new UserError(`model.vocab is ${base.vocab} but the tokenizer has ${dataVocab} tokens`);
+  return modelConfig(preset, { ...(overrides as Partial<ModelConfig>), vocab: dataVocab });
+}
+
+/** Keeps the first `rows` metrics rows (those the checkpoint covers), atomically. */
+function truncateMetrics(path: string, rows: number): void {
+  if (!existsSync(path)) return;
+  const kept = readMetrics(path).slice(0, rows);
+  const tmp = path + '.tmp';
+  writeFileSync(tmp, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  renameSync(tmp, path);
 }
 
 export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise<TrainSummary> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const progress = opts.progress ?? new Progress(process.stderr, cfg.log_every_s);
-  const { preset, ...modelOverrides } = cfg.model;
-  const base = modelConfig(preset, modelOverrides as Partial<ModelConfig>);
-  const data = await loadData(cfg, base.seq_len, base.vocab, (m) => progress.log(m));
-  let model_cfg = base;
-  if (data.vocab !== null && data.vocab !== base.vocab) {
-    if (modelOverrides.vocab !== undefined) throw new UserError(`model.vocab is ${base.vocab} but the tokenizer has ${data.vocab} tokens`);
-    model_cfg = modelConfig(preset, { ...(modelOverrides as Partial<ModelConfig>), vocab: data.vocab });
-    log(`model vocab set to the tokenizer's ${data.vocab} tokens`);
+  const group = opts.group ?? null;
+  const rank0 = !group || group.rank === 0;
+  const ranks = group?.size ?? 1;
+  const runDir = cfg.run_dir ?? defaultRunDir();
+
+  // Where the weights come from: the run's newest checkpoint (resume), init_from, or a fresh init.
+  let resumeFrom: CheckpointData | null = null;
+  if (opts.resume) {
+    const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
+    if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
+    resumeFrom = found.data;
+  } else if (existsSync(join(runDir, 'metrics.jsonl'))) {
+    throw new UserError(`run directory ${runDir} already holds a run (metrics.jsonl); choose another run_dir, or continue it with --resume ${runDir}`);
+  }
+  const init = !resumeFrom && cfg.init_from ? loadModelDir(cfg.init_from) : null;
+  if (init) log(`initialising from ${cfg.init_from} (${init.kind === 'checkpoint' ? 'adabatch checkpoint' : 'Hugging Face directory'}${init.notes.length ? '; ' + init.notes.join('; ') : ''})`);
+
+  const presetCfg = init?.config ?? resolveModel(cfg, null, null);
+  const data = await loadData(cfg, presetCfg.seq_len, presetCfg.vocab, init?.tokenizerJson ?? null, runDir, (m) => progress.log(m));
+  const mc = resolveModel(cfg, data.tokenizer?.vocabSize ?? null, init);
+  if (mc.vocab !== presetCfg.vocab) log(`model vocab set to the tokenizer's ${mc.vocab} tokens`);
+  const tokenizerHash = data.tokenizer?.hash() ?? null;
+  let startState: LoopState | undefined;
+  let trainerState: ReturnType<typeof parseTrainerState> | null = null;
+  if (resumeFrom) {
+    trainerState = parseTrainerState(resumeFrom.trainerState, resumeFrom.dir);
+    const diff = diffPaths(resumeFrom.config, mc);
+    if (diff.length) throw new UserError(`${resumeFrom.dir}/config.json does not match the run's model: ${diff.map((d) => `${d.path} ${JSON.stringify(d.a)} vs ${JSON.stringify(d.b)}`).join(', ')}`);
+    if (trainerState.tokenizer_hash !== tokenizerHash) throw new UserError(`cannot resume: the tokenizer changed since ${resumeFrom.dir} was written (hash ${trainerState.tokenizer_hash} vs ${tokenizerHash})`);
+    startState = { step: trainerState.step, samples: trainerState.samples, tokens: trainerState.tokens, skippedInARow: trainerState.skipped_in_a_row, elapsedS: trainerState.elapsed_s };
   }
 
-  const group = opts.group ?? null;
-  const ranks = group?.size ?? 1;
-  const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / model_cfg.seq_len);
+  const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
   const schedule = createSchedule(cfg.batch, { sampleBudget: budgetSamples });
   const layout = batchLayout(cfg.batch, ranks);
   try {
@@ -93,42 +154,81 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   } catch (e) {
     throw new UserError(`batch schedule '${schedule.name}': ${(e as Error).message}`);
   }
-  const mem = checkMemory(model_cfg, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: group?.kind === 'threads' ? ranks : 1, shards: 1 });
+  const noise = createNoiseScaleTracker(cfg.batch);
+  if (trainerState) {
+    schedule.restore(trainerState.schedule);
+    noise.restore(trainerState.noise_scale);
+  }
+  const mem = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: group?.kind === 'threads' ? ranks : 1, shards: 1 });
 
-  const runDir = cfg.run_dir ?? defaultRunDir();
-  if (existsSync(join(runDir, 'metrics.jsonl'))) throw new UserError(`run directory ${runDir} already holds a run (metrics.jsonl); choose another run_dir or resume it with --resume`);
   mkdirSync(runDir, { recursive: true });
-  if (!group || group.rank === 0) {
-    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify({ ...cfg, run_dir: runDir }));
-    if (data.tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), data.tokenizerJson);
+  const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
+  const tokenizerJson = data.tokenizer ? JSON.stringify(data.tokenizer.toJSON()) : null;
+  if (rank0) {
+    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(resolved));
+    if (tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), tokenizerJson);
+    if (trainerState) truncateMetrics(join(runDir, 'metrics.jsonl'), trainerState.metrics_rows);
   }
 
   // One rank uses every core; several ranks in one process run one kernel thread each (DESIGN.md).
   const threads = cfg.threads ?? (group?.kind === 'threads' ? 1 : availableParallelism());
   const backend = opts.backend ?? createBackend(cfg.backend, { threads });
   const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
-  const model = new Llama(backend, model_cfg, { recompute: cfg.recompute });
+  const model = new Llama(backend, mc, { recompute: cfg.recompute });
   const engine = new ReplicaEngine(backend, model, pg, cfg.optim);
-  engine.replica.params.fromHost(initialParameters(model.layout, cfg.seed));
+  if (resumeFrom) restoreEngine(engine, resumeFrom);
+  else engine.replica.params.fromHost(init?.tensors ?? initialParameters(model.layout, cfg.seed));
   const paramM = (model.layout.paramCount / 1e6).toFixed(2);
-  log(`model ${preset} (${paramM}M parameters, d ${model_cfg.d_model}, ${model_cfg.n_layers} layers, seq ${model_cfg.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
-  log(`schedule ${schedule.name}; budget ${budgetSamples} samples (${(budgetSamples * model_cfg.seq_len / 1e6).toFixed(2)}M tokens); run directory ${runDir}`);
+  log(`model ${init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
+  log(`schedule ${schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${runDir}`);
+  if (resumeFrom) log(`resuming from ${resumeFrom.dir} (step ${startState!.step}, ${startState!.samples} samples)`);
 
-  const trainer = new Trainer(engine, schedule, data.train, data.validation, {
-    seqLen: model_cfg.seq_len,
-    budgetSamples,
-    lr: cfg.lr,
-    lrScale: lrScaleFor(cfg.batch),
-    clip: cfg.optim.clip,
-    maxMicroBatch: cfg.batch.max_micro,
-    maxBatch: layout.maxBatch,
-    evalEverySamples: cfg.eval.every_samples,
-    evalWindows: cfg.eval.windows,
-    maxNonFinite: cfg.max_nonfinite,
-  });
-  const metrics = !group || group.rank === 0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
-  const noise = createNoiseScaleTracker(cfg.batch);
-  const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false };
+  const trainer = new Trainer(
+    engine,
+    schedule,
+    data.train,
+    data.validation,
+    {
+      seqLen: mc.seq_len,
+      budgetSamples,
+      lr: cfg.lr,
+      lrScale: lrScaleFor(cfg.batch),
+      clip: cfg.optim.clip,
+      maxMicroBatch: cfg.batch.max_micro,
+      maxBatch: layout.maxBatch,
+      evalEverySamples: cfg.eval.every_samples,
+      evalWindows: Math.min(cfg.eval.windows, (data.validation as { windowsPerEpoch?: number } | null)?.windowsPerEpoch ?? cfg.eval.windows),
+      maxNonFinite: cfg.max_nonfinite,
+    },
+    startState,
+  );
+  const checkpointer = new Checkpointer(
+    {
+      runDir,
+      config: cfg.checkpoint,
+      engine,
+      schedule,
+      noise,
+      modelConfig: mc,
+      fullConfig: resolved,
+      tokenizerJson,
+      tokenizerHash,
+      tokenIds: data.tokenizer ? { bos_token_id: data.tokenizer.bos, eos_token_id: data.tokenizer.eos } : {},
+      cursorAt: data.train.cursorAt ? (k) => data.train.cursorAt!(k) : null,
+      seed: cfg.seed,
+    },
+    trainer.state.samples,
+  );
+  const currentLr = (): number => learningRate(cfg.lr, trainer.state.samples, budgetSamples);
+  const saveCheckpoint = (): string | null => {
+    if (!rank0) return null;
+    const dir = checkpointer.save(trainer.state, currentLr());
+    progress.log(`checkpoint ${dir}`);
+    return dir;
+  };
+
+  const metrics = rank0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
+  const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false, resumedFrom: resumeFrom?.dir ?? null, checkpoint: null };
   let lastBatch = 0;
   let lastVal: number | null = null;
   try {
@@ -140,21 +240,25 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
         metrics?.write(rec.row);
         const b = rec.row.batch_size as number;
         if (summary.initialBatch === 0) summary.initialBatch = b;
+        // The shortened last step is not a schedule decision: leave it out of the growth summary.
         if (b !== lastBatch && !(st.samples >= budgetSamples && b < lastBatch)) {
           summary.batchChanges.push({ step: st.step, samples: st.samples - b, batch: b });
           lastBatch = b;
         }
         if (typeof rec.row.val_loss === 'number') lastVal = rec.row.val_loss;
         summary.trainLoss = rec.row.loss as number;
-        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * model_cfg.seq_len, step: st.step, loss: rec.row.loss as number, batch: b, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: lastVal }, rec.row.val_loss !== undefined);
+        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: rec.row.loss as number, batch: b, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: lastVal }, rec.row.val_loss !== undefined);
+        if (checkpointer.due(st) && !trainer.done()) summary.checkpoint = saveCheckpoint();
       },
     });
+    summary.stoppedEarly = !trainer.done();
+    if (cfg.checkpoint.at_end || summary.stoppedEarly) summary.checkpoint = saveCheckpoint();
   } finally {
     progress.finish();
     metrics?.close();
   }
   const st = trainer.state;
-  Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS, valLoss: lastVal, finalBatch: lastBatch, stoppedEarly: !trainer.done() });
+  Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS, valLoss: lastVal, finalBatch: lastBatch });
   engine.free();
   model.dispose();
   return summary;
@@ -162,22 +266,18 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
 
 export function formatSummary(s: TrainSummary): string {
   const lines = [
-    `run directory   ${s.runDir}${s.stoppedEarly ? '   (stopped early)' : ''}`,
+    `run directory   ${s.runDir}${s.stoppedEarly ? '   (stopped early: continue with --resume)' : ''}`,
     `steps           ${s.steps}`,
     `samples         ${s.samples} (${(s.tokens / 1e6).toFixed(2)}M tokens) in ${s.elapsedS.toFixed(1)} s (${Math.round(s.tokens / Math.max(1e-9, s.elapsedS))} tok/s)`,
-    `train loss      ${s.trainLoss.toFixed(4)} (last step)`,
+    `train loss      ${Number.isFinite(s.trainLoss) ? s.trainLoss.toFixed(4) : 'n/a'} (last step)`,
     `validation loss ${s.valLoss === null ? 'n/a' : `${s.valLoss.toFixed(4)} (perplexity ${Math.exp(s.valLoss).toFixed(2)})`}`,
   ];
   if (s.batchChanges.length > 1) {
     const growth = s.batchChanges.map((c) => `${c.batch} @ step ${c.step}`).join(' → ');
-    lines.push(`batch size      ${s.initialBatch} → ${s.finalBatch}: ${growth}`);
+    lines.push(`batch size      grew ${s.initialBatch} → ${s.finalBatch}: ${growth}`);
   } else {
     lines.push(`batch size      ${s.initialBatch} (constant)`);
   }
+  if (s.checkpoint) lines.push(`checkpoint      ${s.checkpoint}`);
   return lines.join('\n');
-}
-
-/** Names of run directories under `root` (for messages). */
-export function listRuns(root = 'runs'): string[] {
-  return existsSync(root) ? readdirSync(root) : [];
 }

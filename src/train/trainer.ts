@@ -94,7 +94,11 @@ export class Trainer {
 
   /** Runs until the budget is spent or hooks.shouldStop() says so. */
   async run(hooks: LoopHooks = {}): Promise<void> {
-    while (!this.done() && !hooks.shouldStop?.()) await this.step(hooks);
+    while (!this.done() && !hooks.shouldStop?.()) {
+      await this.step(hooks);
+      // Let the event loop run (signals, worker messages): a step's awaits are only microtasks.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /** One optimizer step (or a skipped one when the gradient is non-finite). */
