@@ -12,11 +12,41 @@ namespace adabatch {
 namespace {
 size_t scoreStride(size_t seqLen) { return (seqLen + 15) / 16 * 16; }
 
-float dotRow(const float* a, const float* b, size_t n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
+void scaleRow(float* __restrict p, size_t n, float k) {
+#pragma omp simd
+  for (size_t j = 0; j < n; j++) p[j] *= k;
+}
+
+// Causal softmax of score rows [i0, i0 + rows) in place (row r sees keys [0, i0 + r]); lse per row.
+void softmaxTile(float* S, size_t ldS, size_t i0, size_t rows, size_t keys, float* lse) {
+  for (size_t r = 0; r < rows; r++) {
+    float* p = S + r * ldS;
+    const size_t valid = i0 + r + 1;
+    const float m = maxOf(p, valid);
+    const double sum = expShiftSum(p, p, valid, m);
+    scaleRow(p, valid, static_cast<float>(1.0 / sum));
+    std::memset(p + valid, 0, (keys - valid) * sizeof(float));
+    lse[r] = static_cast<float>(m + std::log(sum));
+  }
+}
+
+void dsRow(float* __restrict ds, const float* __restrict p, size_t n, float D, float scale) {
+#pragma omp simd
+  for (size_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - D) * scale;
+}
+
+// P = exp(S − lse) and dS = P ⊙ (dP − D)·scale for a tile, D_i = dO_i · O_i; masked entries zeroed.
+void softmaxBackwardTile(float* P, float* dS, size_t ldS, size_t i0, size_t rows, size_t keys, const float* lse, const float* dO, const float* O, size_t ldo, size_t hd, float scale) {
+  for (size_t r = 0; r < rows; r++) {
+    const size_t valid = i0 + r + 1;
+    float* p = P + r * ldS;
+    float* ds = dS + r * ldS;
+    expShiftSum(p, p, valid, lse[r]);
+    const float D = dotF32(dO + r * ldo, O + r * ldo, hd);
+    dsRow(ds, p, valid, D, scale);
+    std::memset(p + valid, 0, (keys - valid) * sizeof(float));
+    std::memset(ds + valid, 0, (keys - valid) * sizeof(float));
+  }
 }
 }  // namespace
 
@@ -38,17 +68,7 @@ void attentionForward(ThreadPool& pool, float* out, float* lse, const float* qkv
     for (size_t i0 = 0; i0 < T; i0 += kAttentionTile) {
       const size_t rows = std::min(kAttentionTile, T - i0), keys = i0 + rows;
       sgemmSerial(false, true, rows, keys, hd, scale, q + i0 * W, W, k, W, 0.0f, S, ldS);
-      for (size_t r = 0; r < rows; r++) {
-        float* p = S + r * ldS;
-        const size_t valid = i0 + r + 1;
-        const float m = maxOf(p, valid);
-        const double sum = expShiftSum(p, p, valid, m);
-        const float inv = static_cast<float>(1.0 / sum);
-#pragma omp simd
-        for (size_t j = 0; j < valid; j++) p[j] *= inv;
-        std::memset(p + valid, 0, (keys - valid) * sizeof(float));
-        l[i0 + r] = static_cast<float>(m + std::log(sum));
-      }
+      softmaxTile(S, ldS, i0, rows, keys, l + i0);
       sgemmSerial(false, false, rows, hd, keys, 1.0f, S, ldS, v, W, 0.0f, o + i0 * ldo, ldo);
     }
   });
@@ -83,17 +103,7 @@ void attentionBackward(ThreadPool& pool, float* dqkv, const float* dOut, const f
         const size_t rows = std::min(kAttentionTile, T - i0), keys = i0 + rows;
         sgemmSerial(false, true, rows, keys, hd, scale, q + i0 * W, W, k, W, 0.0f, P, ldS);
         sgemmSerial(false, true, rows, keys, hd, 1.0f, dO + i0 * ldo, ldo, v, W, 0.0f, dS, ldS);
-        for (size_t r = 0; r < rows; r++) {
-          const size_t i = i0 + r, valid = i + 1;
-          float* p = P + r * ldS;
-          float* ds = dS + r * ldS;
-          expShiftSum(p, p, valid, l[i]);
-          const float D = dotRow(dO + i * ldo, o + i * ldo, hd);
-#pragma omp simd
-          for (size_t j = 0; j < valid; j++) ds[j] = p[j] * (ds[j] - D) * scale;
-          std::memset(p + valid, 0, (keys - valid) * sizeof(float));
-          std::memset(ds + valid, 0, (keys - valid) * sizeof(float));
-        }
+        softmaxBackwardTile(P, dS, ldS, i0, rows, keys, l + i0, dO + i0 * ldo, o + i0 * ldo, ldo, hd, scale);
         sgemmSerial(false, false, rows, hd, keys, 1.0f, dS, ldS, k, W, 0.0f, dq + i0 * W, W);
         sgemmSerial(true, false, keys, hd, rows, 1.0f, dS, ldS, q + i0 * W, W, 1.0f, dk, W);
         sgemmSerial(true, false, keys, hd, rows, 1.0f, P, ldS, dO + i0 * ldo, ldo, 1.0f, dv, W);

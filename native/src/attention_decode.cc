@@ -7,6 +7,13 @@
 
 namespace adabatch {
 
+namespace {
+void accumulateRow(float* __restrict o, float p, const float* __restrict v, size_t n) {
+#pragma omp simd
+  for (size_t c = 0; c < n; c++) o[c] += p * v[c];
+}
+}  // namespace
+
 void attentionDecode(ThreadPool& pool, float* out, const float* qkv, float* kCache, float* vCache, size_t pos, const DecodeShape& s, const std::vector<float*>& workerScratch) {
   const size_t H = s.nHeads, Hkv = s.nKvHeads, hd = s.headDim, S = s.maxSeqLen;
   const size_t W = (H + 2 * Hkv) * hd, kvW = Hkv * hd, group = H / Hkv;
@@ -21,24 +28,13 @@ void attentionDecode(ThreadPool& pool, float* out, const float* qkv, float* kCac
     const float* kc = kCache + b * S * kvW + kvh * hd;
     const float* vc = vCache + b * S * kvW + kvh * hd;
     float* scores = workerScratch[worker];
-    for (size_t j = 0; j <= pos; j++) {
-      const float* kj = kc + j * kvW;
-      float d = 0;
-#pragma omp simd reduction(+ : d)
-      for (size_t c = 0; c < hd; c++) d += q[c] * kj[c];
-      scores[j] = d * scale;
-    }
+    for (size_t j = 0; j <= pos; j++) scores[j] = dotF32(q, kc + j * kvW, hd) * scale;
     const float m = maxOf(scores, pos + 1);
     const double sum = expShiftSum(scores, scores, pos + 1, m);
     const float inv = static_cast<float>(1.0 / sum);
     float* o = out + b * H * hd + h * hd;
     for (size_t c = 0; c < hd; c++) o[c] = 0;
-    for (size_t j = 0; j <= pos; j++) {
-      const float p = scores[j] * inv;
-      const float* vj = vc + j * kvW;
-#pragma omp simd
-      for (size_t c = 0; c < hd; c++) o[c] += p * vj[c];
-    }
+    for (size_t j = 0; j <= pos; j++) accumulateRow(o, scores[j] * inv, vc + j * kvW, hd);
   });
 }
 

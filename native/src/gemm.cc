@@ -10,7 +10,7 @@ namespace adabatch {
 namespace {
 // Below this many multiply-adds a GEMM stays on one thread (fork-join would cost more than it saves).
 constexpr double kSplitMacs = 4.0e6;
-constexpr int kSplitAlign = 64;
+constexpr int kSplitAlign = 32;
 }  // namespace
 
 void sgemmSerial(bool transA, bool transB, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
@@ -37,7 +37,10 @@ void sgemm(ThreadPool& pool, bool transA, bool transB, int m, int n, int k, floa
   }
   const bool splitM = m >= n;
   const int extent = splitM ? m : n;
-  int block = (extent + threads - 1) / threads;
+  // Two blocks per thread, handed out dynamically: if one thread is slowed down (another process
+  // on its core), the others take over its remaining block instead of waiting for it.
+  const int wanted = macs >= kSplitMacs * 4 ? 2 * threads : threads;
+  int block = (extent + wanted - 1) / wanted;
   block = (block + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
   const int parts = (extent + block - 1) / block;
   if (parts <= 1) {

@@ -11,6 +11,22 @@
 
 namespace adabatch {
 
+namespace {
+// One row of logits → its loss; with gradients the row becomes gradScale·(softmax − onehot).
+double crossEntropyRow(float* __restrict row, size_t V, int32_t t, const HeadLossGrads* grads) {
+  const float target = row[t];
+  const float m = maxOf(row, V);
+  const double sum = expShiftSum(row, row, V, m);
+  if (grads) {
+    const float k = static_cast<float>(grads->gradScale / sum);
+#pragma omp simd
+    for (size_t j = 0; j < V; j++) row[j] *= k;
+    row[t] -= grads->gradScale;
+  }
+  return static_cast<double>(m) + std::log(sum) - static_cast<double>(target);
+}
+}  // namespace
+
 size_t headLossScratchFloats(const HeadLossShape& s) { return s.chunk * s.vocab + 2 * s.chunk * s.dim + s.chunk + rmsnormPartials(s.chunk, s.dim); }
 
 void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& sc, double* lossSum, double* count) {
@@ -32,16 +48,7 @@ void headLoss(ThreadPool& pool, const float* x, const float* normW, const float*
           if (grads) std::memset(row, 0, V * sizeof(float));
           continue;
         }
-        const float target = row[t];
-        const float m = maxOf(row, V);
-        const double sum = expShiftSum(row, row, V, m);
-        sc.rowLoss[r] = static_cast<double>(m) + std::log(sum) - static_cast<double>(target);
-        if (grads) {
-          const float k = static_cast<float>(grads->gradScale / sum);
-#pragma omp simd
-          for (size_t j = 0; j < V; j++) row[j] *= k;
-          row[t] -= grads->gradScale;
-        }
+        sc.rowLoss[r] = crossEntropyRow(row, V, t, grads);
       }
     });
     for (size_t r = 0; r < cr; r++) {

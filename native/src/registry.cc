@@ -43,10 +43,20 @@ void* alignedZeroAlloc(size_t bytes, size_t* reserved, bool* viaMmap) {
   size_t size = (bytes + kAlign - 1) / kAlign * kAlign;
   if (size == 0) size = kAlign;
   if (size >= kMmapThreshold) {
-    const size_t page = 4096;
-    size = (size + page - 1) / page * page;
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
+    // 2 MiB-aligned and advised as transparent huge pages: GEMM operand packing walks rows of
+    // large matrices, and 4 KiB pages cost a TLB miss per row.
+    const size_t huge = size_t(2) << 20;
+    size = (size + huge - 1) / huge * huge;
+    const size_t over = size + huge;
+    void* raw = mmap(nullptr, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = (start + huge - 1) / huge * huge;
+    if (aligned > start) munmap(raw, aligned - start);
+    const uintptr_t end = aligned + size;
+    if (start + over > end) munmap(reinterpret_cast<void*>(end), start + over - end);
+    void* p = reinterpret_cast<void*>(aligned);
+    madvise(p, size, MADV_HUGEPAGE);
     *reserved = size;
     *viaMmap = true;
     return p;

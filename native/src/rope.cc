@@ -4,6 +4,19 @@
 
 namespace adabatch {
 
+namespace {
+void rotate(float* __restrict x1, float* __restrict x2, const float* __restrict c, const float* __restrict s, size_t half, float sign) {
+#pragma omp simd
+  for (size_t i = 0; i < half; i++) {
+    const float a = x1[i];
+    const float b = x2[i];
+    const float si = sign * s[i];
+    x1[i] = a * c[i] - b * si;
+    x2[i] = b * c[i] + a * si;
+  }
+}
+}  // namespace
+
 void ropeKernel(ThreadPool& pool, float* x, const float* cos, const float* sin, size_t rows, size_t width, size_t seqLen, size_t nHeads, size_t headDim, bool inverse) {
   const size_t half = headDim / 2;
   const float sign = inverse ? -1.0f : 1.0f;
@@ -14,15 +27,7 @@ void ropeKernel(ThreadPool& pool, float* x, const float* cos, const float* sin, 
       const float* s = sin + pos * half;
       for (size_t h = 0; h < nHeads; h++) {
         float* x1 = x + r * width + h * headDim;
-        float* x2 = x1 + half;
-#pragma omp simd
-        for (size_t i = 0; i < half; i++) {
-          const float a = x1[i];
-          const float b = x2[i];
-          const float si = sign * s[i];
-          x1[i] = a * c[i] - b * si;
-          x2[i] = b * c[i] + a * si;
-        }
+        rotate(x1, x1 + half, c, s, half, sign);
       }
     }
   });
