@@ -1,0 +1,44 @@
+/**
+ * Opening a trained model for evaluation or generation: a checkpoint directory, a Hugging Face Llama
+ * directory, or a run directory (its newest valid checkpoint).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { Tokenizer } from '../data/tokenizer.js';
+import { latestValidCheckpoint } from '../io/checkpoint.js';
+import { loadModelDir, type LoadedModel } from '../io/hf.js';
+import type { UnitAccess } from '../model/llama.js';
+import { UnitBuffers } from '../model/params.js';
+import { buildLayout } from '../model/layout.js';
+import { UserError } from '../util/errors.js';
+
+export interface OpenedModel {
+  loaded: LoadedModel;
+  /** The directory the weights came from (a run directory resolves to its checkpoint). */
+  dir: string;
+  params: UnitBuffers;
+  access: UnitAccess;
+  tokenizer: Tokenizer | null;
+}
+
+export function resolveModelDir(dir: string, log: (m: string) => void = () => {}): string {
+  if (!existsSync(dir)) throw new UserError(`${dir}: no such directory`);
+  const ckDir = join(dir, 'checkpoints');
+  if (!existsSync(join(dir, 'config.json')) && existsSync(ckDir)) {
+    const latest = latestValidCheckpoint(ckDir, { onWarning: (m) => log(`warning: ${m}`) });
+    if (!latest) throw new UserError(`${dir}: a run directory without a valid checkpoint in ${ckDir}`);
+    return latest.dir;
+  }
+  return dir;
+}
+
+export function openModel(dir: string, backend: Backend, log: (m: string) => void = () => {}): OpenedModel {
+  const resolved = resolveModelDir(dir, log);
+  const loaded = loadModelDir(resolved);
+  for (const note of loaded.notes) log(`note: ${note}`);
+  const params = new UnitBuffers(backend, buildLayout(loaded.config));
+  params.fromHost(loaded.tensors);
+  const tokenizer = loaded.tokenizerJson !== undefined ? Tokenizer.fromJSON(JSON.parse(loaded.tokenizerJson), {}, loaded.tokenizerPath ?? join(resolved, 'tokenizer.json')) : null;
+  return { loaded, dir: resolved, params, access: { acquire: (u) => params.unit(u), release: () => {} }, tokenizer };
+}
