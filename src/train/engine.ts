@@ -38,6 +38,8 @@ export interface StepScalars {
   dotSum: number | null;
   dotSqSum: number | null;
   finite: boolean;
+  /** Seconds spent on statistics the optimizer step itself does not need (norms for the tests). */
+  statsSeconds: number;
 }
 
 export class ReplicaEngine {
@@ -63,6 +65,7 @@ export class ReplicaEngine {
   beginStep(): void {
     this.backend.fill(this.stats, 0);
     this.replica.beginStep();
+    this.replica.statsSeconds = 0;
     this.microSteps = 0;
   }
 
@@ -86,7 +89,9 @@ export class ReplicaEngine {
     // A rank with no samples this step (a shortened last step with fewer samples than ranks)
     // contributes a zero gradient.
     if (this.microSteps === 0) this.replica.grads.zero();
+    const t0 = performance.now();
     if (req.localNorms) for (const g of grads) b.sumSquares(g, this.stats, SLOT.LOCAL);
+    let statsSeconds = (performance.now() - t0) / 1000 + this.replica.statsSeconds;
     const keepLocal = req.innerProducts && J > 1;
     if (keepLocal) {
       this.localCopy ??= new UnitBuffers(b, this.model.layout);
@@ -96,7 +101,9 @@ export class ReplicaEngine {
     if (J > 1) for (const g of grads) await this.group.allReduce(g, 'avg');
     for (const g of grads) b.sumSquares(g, this.stats, SLOT.GLOBAL);
     if (req.innerProducts) {
+      const t1 = performance.now();
       for (let u = 0; u < grads.length; u++) b.dot(keepLocal ? this.localCopy!.unit(u) : grads[u]!, grads[u]!, this.stats, SLOT.DOT);
+      statsSeconds += (performance.now() - t1) / 1000;
     }
     const s = b.download(this.stats) as Float64Array;
     // One small float64 reduction carries every per-rank scalar.
@@ -112,6 +119,7 @@ export class ReplicaEngine {
       dotSum: req.innerProducts ? r[4]! : null,
       dotSqSum: req.innerProducts ? r[5]! : null,
       finite: false,
+      statsSeconds,
     };
     out.finite = [out.lossSum, out.microSqNormSum, globalSqNorm, r[3]!, r[4]!].every(Number.isFinite);
     return out;

@@ -23,6 +23,8 @@ export class LocalReplica implements UnitAccess, GradSink {
   private weight = 1;
   private stats: Tensor | null = null;
   private statSlot = 0;
+  /** Seconds spent in statistic-only kernels (the first micro-step's norm), for overhead reports. */
+  statsSeconds = 0;
 
   constructor(
     readonly backend: Backend,
@@ -71,7 +73,9 @@ export class LocalReplica implements UnitAccess, GradSink {
     this.open.delete(unit);
     const b = this.backend;
     if (this.microIndex === 0) {
+      const t0 = performance.now();
       b.sumSquares(t, this.stats!, this.statSlot);
+      this.statsSeconds += (performance.now() - t0) / 1000;
       if (this.weight !== 1) b.scale(t, this.weight);
     } else {
       b.accumulateWithNorm(this.grads.unit(unit), this.weight, t, this.stats!, this.statSlot);

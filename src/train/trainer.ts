@@ -138,13 +138,15 @@ export class Trainer {
     let decision: ScheduleDecision | null = null;
     let noiseScale: number | null = null;
     overhead += clock() - ts;
+    let decideTime = 0;
 
     if (scalars.finite) {
       const tsched = clock();
       noiseScale = hooks.noiseScale?.(stats) ?? null;
       // A shortened last step is not a test sample: its layout differs from the plan's.
       if (!shortened) decision = this.schedule.observe(stats, st.samples + stepSamples);
-      overhead += clock() - tsched;
+      decideTime = clock() - tsched;
+      overhead += decideTime;
       this.engine.update(lr, this.cfg.clip);
       st.skippedInARow = 0;
     } else {
@@ -196,8 +198,13 @@ export class Trainer {
       overhead += clock() - tm;
     }
     row.overhead_s = overhead;
+    // Statistics for the batch test (norms beyond what clipping needs) plus the decision itself.
+    row.stats_s = scalars.statsSeconds + decideTime;
     const rec: StepRecord = { row, plan, decision };
+    const th = clock();
     await hooks.onStep?.(rec, st);
+    // Metrics and progress output belong to the run's wall clock too.
+    st.elapsedS += clock() - th;
     if (st.skippedInARow >= this.cfg.maxNonFinite) {
       throw new NonFiniteError(`stopping: ${st.skippedInARow} consecutive steps had a non-finite loss or gradient (last at step ${st.step}); try a lower learning rate or stronger clipping`);
     }
