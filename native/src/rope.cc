@@ -5,14 +5,20 @@
 namespace adabatch {
 
 namespace {
-void rotate(float* __restrict x1, float* __restrict x2, const float* __restrict c, const float* __restrict s, size_t half, float sign) {
+// Rotates the first nHeads heads of one row.
+void rotateRow(float* __restrict x, const float* __restrict c, const float* __restrict s, size_t nHeads, size_t headDim, float sign) {
+  const size_t half = headDim / 2;
+  for (size_t h = 0; h < nHeads; h++) {
+    float* x1 = x + h * headDim;
+    float* x2 = x1 + half;
 #pragma omp simd
-  for (size_t i = 0; i < half; i++) {
-    const float a = x1[i];
-    const float b = x2[i];
-    const float si = sign * s[i];
-    x1[i] = a * c[i] - b * si;
-    x2[i] = b * c[i] + a * si;
+    for (size_t i = 0; i < half; i++) {
+      const float a = x1[i];
+      const float b = x2[i];
+      const float si = sign * s[i];
+      x1[i] = a * c[i] - b * si;
+      x2[i] = b * c[i] + a * si;
+    }
   }
 }
 }  // namespace
@@ -25,10 +31,7 @@ void ropeKernel(ThreadPool& pool, float* x, const float* cos, const float* sin, 
       const size_t pos = r % seqLen;
       const float* c = cos + pos * half;
       const float* s = sin + pos * half;
-      for (size_t h = 0; h < nHeads; h++) {
-        float* x1 = x + r * width + h * headDim;
-        rotate(x1, x1 + half, c, s, half, sign);
-      }
+      rotateRow(x + r * width, c, s, nHeads, headDim, sign);
     }
   });
 }
