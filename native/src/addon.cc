@@ -20,11 +20,18 @@ class AdabatchAddon : public Napi::Addon<AdabatchAddon> {
                              InstanceValue("Context", Context::Define(env)),
                              InstanceMethod("liveBufferCount", &AdabatchAddon::LiveBufferCount),
                              InstanceMethod("blasConfig", &AdabatchAddon::BlasConfig),
+                             InstanceMethod("bufferIsLive", &AdabatchAddon::BufferIsLive),
                          });
   }
 
  private:
   Napi::Value LiveBufferCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(registry::liveCount())); }
+
+  // Whether a buffer id is registered (any backend instance, any thread).
+  Napi::Value BufferIsLive(const Napi::CallbackInfo& info) {
+    const double id = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    return Napi::Boolean::New(info.Env(), id >= 1 && id < 9007199254740992.0 && registry::find(static_cast<uint64_t>(id)) != nullptr);
+  }
 
   Napi::Value BlasConfig(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());

@@ -10,14 +10,17 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 
 #define ADABATCH_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 
 namespace adabatch {
 
-// True when the CPU (and the OS) support AVX-512 F/DQ/BW/VL.
+// True when the CPU supports AVX-512 F/DQ/BW/VL, unless ADABATCH_NO_AVX512 is set (which forces
+// the AVX2 paths, so they can be tested on AVX-512 machines).
 inline bool cpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  static const bool has = std::getenv("ADABATCH_NO_AVX512") == nullptr && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   return has;
 }
 

@@ -56,6 +56,7 @@ export interface NativeContext {
 export interface NativeAddon {
   Context: new (threads: number) => NativeContext;
   liveBufferCount(): number;
+  bufferIsLive(id: number): boolean;
   blasConfig(): { config: string; core: string; threads: number };
 }
 

@@ -1,0 +1,440 @@
+/**
+ * `npm run bench -- step [--preset A|B] [--threads 1|2] [--json]`: tokens/s of one full training
+ * step (Llama.forwardBackward through a LocalReplica with one micro-step, then AdamW.update) on the
+ * cpu backend, side by side with the PyTorch reference (bench/reference/torch_llama.py) at the same
+ * model and batch (A: 8×256 tokens, B: 4×512).
+ *
+ * Every measurement runs in a fresh child process (so memory above the process baseline is clean),
+ * and rounds alternate adabatch and torch (and which goes first), so machine noise hits both.
+ * Reported per system: median tokens/s over all measured steps of all rounds, and memory above the
+ * baseline = peak RSS − RSS before the model exists. The adabatch child also measures sgemm
+ * GFLOP/s and a per-kernel wall-time breakdown of one step.
+ *
+ * Options: --preset A|B (default both), --threads N (default 1 and 2), --rounds N (3), --steps N
+ * and --warmup N per round (A: 6 and 2, B: 3 and 1), --no-torch, --json.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const summary = 'tokens/s of a full training step (forward, backward, AdamW) vs the PyTorch reference, memory, kernel breakdown';
+
+/** The PyTorch reference's batch for each preset. */
+const BATCH: Record<string, number> = { A: 8, B: 4 };
+const DEFAULT_STEPS: Record<string, [steps: number, warmup: number]> = { A: [6, 2], B: [3, 1] };
+const PYTHON = '/usr/bin/python3';
+
+interface Options {
+  presets: string[];
+  threads: number[];
+  rounds: number;
+  steps?: number;
+  warmup?: number;
+  json: boolean;
+  torch: boolean;
+}
+
+interface KernelRow {
+  kernel: string;
+  calls: number;
+  totalMs: number;
+}
+
+/** What one child run reports (both systems report the common fields). */
+interface RunResult {
+  system: 'adabatch' | 'torch';
+  preset: string;
+  threads: number;
+  stepMs: number[];
+  baselineRssMb: number;
+  peakRssMb: number;
+  flopsPerToken: number;
+  tokensPerStep: number;
+  otherLoad: number;
+  sgemmGflops?: number;
+  sgemmShape?: string;
+  kernels?: KernelRow[];
+  version?: string;
+}
+
+function parseArgs(argv: string[]): Options & { child: boolean } {
+  const o: Options & { child: boolean } = { presets: ['A', 'B'], threads: [1, 2], rounds: 3, json: false, torch: true, child: false };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined) throw new Error(`bench step: ${flag} needs a value`);
+    return v;
+  };
+  const int = (s: string, flag: string): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`bench step: ${flag} must be a positive integer, got '${s}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case '--preset': {
+        const p = value(i++, a).toUpperCase();
+        if (!(p in BATCH)) throw new Error(`bench step: --preset must be A or B, got '${p}'`);
+        o.presets = [p];
+        break;
+      }
+      case '--threads':
+        o.threads = [int(value(i++, a), a)];
+        break;
+      case '--rounds':
+        o.rounds = int(value(i++, a), a);
+        break;
+      case '--steps':
+        o.steps = int(value(i++, a), a);
+        break;
+      case '--warmup':
+        o.warmup = Number(value(i++, a));
+        if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error('bench step: --warmup must be an integer ≥ 0');
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--no-torch':
+        o.torch = false;
+        break;
+      case '--child':
+        o.child = true;
+        break;
+      default:
+        throw new Error(`bench step: unknown option '${a}' (options: --preset A|B, --threads N, --rounds N, --steps N, --warmup N, --no-torch, --json)`);
+    }
+  }
+  return o;
+}
+
+// ---- measurement helpers (used by both the parent and the adabatch child) ------------------------
+
+function rssMb(): number {
+  return process.memoryUsage.rss() / 2 ** 20;
+}
+
+function peakRssMb(): number {
+  const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
+/** CPU-seconds the whole machine spent busy so far (all cores), from /proc/stat. */
+function machineBusyS(): number {
+  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const ticks = v.slice(0, 8).reduce((a, b) => a + b, 0) - v[3]! - v[4]!;
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'bench', 'reference', 'torch_llama.py'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('bench step: cannot find bench/reference/torch_llama.py above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+// ---- the adabatch child -----------------------------------------------------------------------
+
+async function runChild(preset: string, threads: number, steps: number, warmup: number): Promise<RunResult> {
+  const { CpuBackend } = await import('../src/backend/cpu/index.js');
+  const { modelConfig } = await import('../src/model/config.js');
+  const { Llama } = await import('../src/model/llama.js');
+  const { initialParameters } = await import('../src/model/params.js');
+  const { AdamW } = await import('../src/optim/adamw.js');
+  const { LocalReplica } = await import('../src/train/replica.js');
+  const { Rng } = await import('../src/util/rng.js');
+
+  const backend = new CpuBackend({ threads });
+  const config = modelConfig(preset);
+  const batch = BATCH[preset]!;
+  const seqLen = config.seq_len;
+  const n = batch * seqLen;
+  const baselineRssMb = rssMb(); // modules and the addon are loaded; no model yet
+
+  const model = new Llama(backend, config);
+  const replica = new LocalReplica(backend, model.layout);
+  replica.params.fromHost(initialParameters(model.layout, 0));
+  const optimizer = new AdamW(backend, model.layout, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
+  const tokens = backend.alloc([n], 'i32');
+  const targets = backend.alloc([n], 'i32');
+  const stats = backend.alloc([4], 'f64');
+  const rng = new Rng(0);
+  const data = new Int32Array(n + batch);
+
+  const step = (): number => {
+    // Fresh random tokens every step (as the reference), uploaded outside the timed region.
+    for (let i = 0; i < data.length; i++) data[i] = rng.int(config.vocab);
+    const x = new Int32Array(n);
+    const y = new Int32Array(n);
+    for (let b = 0; b < batch; b++) {
+      x.set(data.subarray(b * (seqLen + 1), b * (seqLen + 1) + seqLen), b * seqLen);
+      y.set(data.subarray(b * (seqLen + 1) + 1, (b + 1) * (seqLen + 1)), b * seqLen);
+    }
+    backend.upload(tokens, x);
+    backend.upload(targets, y);
+    const t0 = performance.now();
+    backend.fill(stats, 0);
+    replica.beginStep();
+    replica.beginMicroStep(1, stats, 2);
+    model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / n);
+    optimizer.update(replica.params.units, replica.grads.units, 3e-4);
+    backend.synchronize();
+    return performance.now() - t0;
+  };
+
+  const stepMs: number[] = [];
+  const busy: number[] = [];
+  for (let s = 0; s < warmup + steps; s++) {
+    const b0 = machineBusyS();
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    const ms = step();
+    const wall = (performance.now() - w0) / 1000;
+    const own = (process.cpuUsage().user - c0.user + process.cpuUsage().system - c0.system) / 1e6;
+    if (s >= warmup) {
+      stepMs.push(ms);
+      busy.push(Math.max(0, machineBusyS() - b0 - own) / wall);
+    }
+  }
+  const loss = (backend.download(stats) as Float64Array)[0]! / n;
+  if (!Number.isFinite(loss)) throw new Error(`bench step: non-finite loss ${loss}`);
+  const peak = peakRssMb();
+
+  // One profiled step: per-kernel wall time.
+  backend.setProfiling(true);
+  step();
+  backend.setProfiling(false);
+  const kernels = backend.profileReport().map((k) => ({ ...k, totalMs: Math.round(k.totalMs * 1000) / 1000 }));
+
+  // sgemm throughput at the model's largest GEMM shape (tokens × 2·ffn × d, x·Wᵀ).
+  const [m, nn, k] = [n, 2 * config.ffn_dim, config.d_model];
+  const a = backend.alloc([m, k]);
+  const w = backend.alloc([nn, k]);
+  const c = backend.alloc([m, nn]);
+  backend.fill(a, 0.01);
+  backend.fill(w, 0.02);
+  backend.matmul(c, a, w, false, true);
+  const reps = 5;
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    backend.matmul(c, a, w, false, true);
+    times.push(performance.now() - t0);
+  }
+  const sgemmGflops = (2 * m * nn * k) / (Math.min(...times) / 1000) / 1e9;
+
+  const { d_model: d, n_layers: L } = config;
+  const params = model.layout.paramCount;
+  // The reference's count: every parameter takes part in a matmul (the tied head counts once).
+  const flopsPerToken = 6 * (params - (config.tie_embeddings ? 0 : config.vocab * d)) + 12 * L * d * seqLen;
+  return {
+    system: 'adabatch',
+    preset,
+    threads,
+    stepMs,
+    baselineRssMb,
+    peakRssMb: peak,
+    flopsPerToken,
+    tokensPerStep: n,
+    otherLoad: median(busy),
+    sgemmGflops,
+    sgemmShape: `${m}×${nn}×${k}`,
+    kernels,
+  };
+}
+
+// ---- the parent: spawn, interleave, report -----------------------------------------------------
+
+function spawnAdabatch(preset: string, threads: number, steps: number, warmup: number): RunResult {
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const args = [main, 'step', '--child', '--preset', preset, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) throw new Error(`bench step: adabatch run failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);
+  return JSON.parse(line.slice(7)) as RunResult;
+}
+
+interface TorchJson {
+  system: string;
+  step_ms_median: number;
+  peak_rss_mb: number;
+  rss_before_model_mb: number;
+  flops_per_token: number;
+  tokens_per_step: number;
+  other_load_median: number;
+}
+
+function spawnTorch(script: string, preset: string, threads: number, steps: number, warmup: number): RunResult {
+  const r = spawnSync(PYTHON, [script, '--config', preset, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) throw new Error(`bench step: torch run failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);
+  // Python's json writes NaN for undefined statistics (e.g. too few clean steps).
+  const j = JSON.parse(line.slice(7).replace(/\bNaN\b|-?\bInfinity\b/g, 'null')) as TorchJson;
+  // Per-step wall times from the progress lines (the RESULT line only has their median).
+  const stepMs = [...r.stdout.matchAll(/^step\s+\d+ .*wall\s+([\d.]+) ms.*$/gm)].filter((m) => !m[0].includes('(warmup)')).map((m) => Number(m[1]));
+  return {
+    system: 'torch',
+    preset,
+    threads,
+    stepMs: stepMs.length ? stepMs : [j.step_ms_median],
+    baselineRssMb: j.rss_before_model_mb,
+    peakRssMb: j.peak_rss_mb,
+    flopsPerToken: j.flops_per_token,
+    tokensPerStep: j.tokens_per_step,
+    otherLoad: j.other_load_median,
+    version: j.system,
+  };
+}
+
+function torchAvailable(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return r.status === 0 ? null : `${PYTHON} cannot import torch (${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 200)})`;
+}
+
+interface Aggregate {
+  system: 'adabatch' | 'torch';
+  preset: string;
+  threads: number;
+  tok_per_s: number;
+  step_ms: number;
+  gflops: number;
+  mem_above_baseline_mb: number;
+  peak_rss_mb: number;
+  baseline_rss_mb: number;
+  rounds_tok_per_s: number[];
+  other_load: number;
+  sgemm_gflops?: number;
+  sgemm_shape?: string;
+  kernels?: KernelRow[];
+  version?: string;
+  tok_per_s_vs_torch?: number;
+  mem_vs_torch?: number;
+}
+
+function aggregate(runs: RunResult[]): Aggregate {
+  const r0 = runs[0]!;
+  const all = runs.flatMap((r) => r.stepMs);
+  const stepMs = median(all);
+  const tokPerS = r0.tokensPerStep / (stepMs / 1000);
+  const mem = median(runs.map((r) => r.peakRssMb - r.baselineRssMb));
+  const a: Aggregate = {
+    system: r0.system,
+    preset: r0.preset,
+    threads: r0.threads,
+    tok_per_s: Math.round(tokPerS * 10) / 10,
+    step_ms: Math.round(stepMs * 10) / 10,
+    gflops: Math.round((r0.flopsPerToken * tokPerS) / 1e8) / 10,
+    mem_above_baseline_mb: Math.round(mem),
+    peak_rss_mb: Math.round(median(runs.map((r) => r.peakRssMb))),
+    baseline_rss_mb: Math.round(median(runs.map((r) => r.baselineRssMb))),
+    rounds_tok_per_s: runs.map((r) => Math.round(r.tokensPerStep / (median(r.stepMs) / 1000))),
+    other_load: Math.round(median(runs.map((r) => r.otherLoad)) * 100) / 100,
+  };
+  if (r0.sgemmGflops !== undefined) {
+    a.sgemm_gflops = Math.round(median(runs.map((r) => r.sgemmGflops!)) * 10) / 10;
+    a.sgemm_shape = r0.sgemmShape!;
+  }
+  // The breakdown of the round whose step time is the median one.
+  if (r0.kernels) a.kernels = [...runs].sort((x, y) => median(x.stepMs) - median(y.stepMs))[runs.length >> 1]!.kernels!;
+  if (r0.version) a.version = r0.version;
+  return a;
+}
+
+function printBreakdown(kernels: KernelRow[]): void {
+  const total = kernels.reduce((s, k) => s + k.totalMs, 0);
+  const matmul = kernels.filter((k) => k.kernel.startsWith('matmul'));
+  const matmulMs = matmul.reduce((s, k) => s + k.totalMs, 0);
+  const byName = new Map<string, KernelRow>();
+  for (const k of kernels) {
+    const name = k.kernel.startsWith('matmul') ? 'matmul (all shapes)' : k.kernel;
+    const e = byName.get(name) ?? { kernel: name, calls: 0, totalMs: 0 };
+    e.calls += k.calls;
+    e.totalMs += k.totalMs;
+    byName.set(name, e);
+  }
+  console.log(`  kernel breakdown of one step (wall ms, ${total.toFixed(1)} ms in kernels):`);
+  for (const k of [...byName.values()].sort((a, b) => b.totalMs - a.totalMs)) {
+    if (k.totalMs < 0.005 * total) continue;
+    console.log(`    ${k.kernel.padEnd(24)} ${String(k.calls).padStart(4)} calls ${k.totalMs.toFixed(1).padStart(8)} ms ${((100 * k.totalMs) / total).toFixed(1).padStart(5)}%`);
+  }
+  console.log(`    matmul by shape (m×n×k, op): ${matmul.slice(0, 6).map((k) => `${k.kernel.slice(7)} ${k.totalMs.toFixed(1)}`).join(', ')}${matmul.length > 6 ? ', …' : ''} (${matmulMs.toFixed(1)} ms)`);
+}
+
+function machine(): string {
+  const model = cpus()[0]?.model ?? 'unknown CPU';
+  return `${model}, ${cpus().length} logical CPUs`;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const o = parseArgs(argv);
+  if (o.child) {
+    const preset = o.presets[0]!;
+    const [steps, warmup] = DEFAULT_STEPS[preset]!;
+    const r = await runChild(preset, o.threads[0]!, o.steps ?? steps, o.warmup ?? warmup);
+    console.log('RESULT ' + JSON.stringify(r));
+    return;
+  }
+  const noTorch = o.torch ? torchAvailable() : 'disabled with --no-torch';
+  const script = join(repoRoot(), 'bench', 'reference', 'torch_llama.py');
+  const log = (s: string): void => {
+    if (!o.json) console.log(s);
+  };
+  log(`adabatch step benchmark, ${new Date().toISOString()}, ${machine()}`);
+  log(noTorch ? `torch reference skipped: ${noTorch}` : `torch reference: ${PYTHON} ${script} (OMP_WAIT_POLICY=PASSIVE), rounds alternate with adabatch`);
+  for (const preset of o.presets) {
+    for (const threads of o.threads) {
+      const [defSteps, defWarmup] = DEFAULT_STEPS[preset]!;
+      const steps = o.steps ?? defSteps;
+      const warmup = o.warmup ?? defWarmup;
+      log(`\npreset ${preset} (batch ${BATCH[preset]} × seq), ${threads} thread${threads > 1 ? 's' : ''}: ${o.rounds} rounds of ${warmup} warm-up + ${steps} measured steps`);
+      const ours: RunResult[] = [];
+      const theirs: RunResult[] = [];
+      for (let round = 0; round < o.rounds; round++) {
+        const order = round % 2 === 0 ? ['adabatch', 'torch'] : ['torch', 'adabatch'];
+        for (const system of order) {
+          if (system === 'adabatch') ours.push(spawnAdabatch(preset, threads, steps, warmup));
+          else if (!noTorch) theirs.push(spawnTorch(script, preset, threads, steps, warmup));
+        }
+        const a = ours[ours.length - 1]!;
+        const t = theirs[theirs.length - 1];
+        const tps = (r: RunResult): string => (r.tokensPerStep / (median(r.stepMs) / 1000)).toFixed(0);
+        log(`  round ${round + 1}: adabatch ${tps(a)} tok/s${t ? ` | torch ${tps(t)} tok/s` : ''} (other load ${a.otherLoad.toFixed(2)} cores)`);
+      }
+      const A = aggregate(ours);
+      const T = theirs.length ? aggregate(theirs) : null;
+      if (T) {
+        A.tok_per_s_vs_torch = Math.round((A.tok_per_s / T.tok_per_s) * 100) / 100;
+        A.mem_vs_torch = Math.round((A.mem_above_baseline_mb / T.mem_above_baseline_mb) * 100) / 100;
+      }
+      if (o.json) {
+        console.log(JSON.stringify(A));
+        if (T) console.log(JSON.stringify(T));
+        continue;
+      }
+      const row = (x: Aggregate): string =>
+        `${x.system.padEnd(9)} ${x.tok_per_s.toFixed(0).padStart(6)} tok/s  step ${x.step_ms.toFixed(0).padStart(5)} ms  ${x.gflops.toFixed(1).padStart(5)} GFLOP/s  memory above baseline ${String(x.mem_above_baseline_mb).padStart(5)} MB (peak RSS ${x.peak_rss_mb} MB)`;
+      log('  ' + row(A));
+      if (T) {
+        log('  ' + row(T) + `  [${T.version}]`);
+        log(`  ratio     ${A.tok_per_s_vs_torch!.toFixed(2)}× tokens/s, ${A.mem_vs_torch!.toFixed(2)}× memory`);
+      }
+      log(`  sgemm ${A.sgemm_shape} (x·Wᵀ): ${A.sgemm_gflops} GFLOP/s on ${threads} thread${threads > 1 ? 's' : ''}`);
+      printBreakdown(A.kernels!);
+    }
+  }
+}
