@@ -6,6 +6,7 @@
 
 #include "context.h"
 #include "registry.h"
+#include "simd512.h"
 
 namespace adabatch {
 
@@ -38,6 +39,7 @@ class AdabatchAddon : public Napi::Addon<AdabatchAddon> {
     o.Set("config", openblas_get_config());
     o.Set("core", openblas_get_corename());
     o.Set("threads", openblas_get_num_threads());
+    o.Set("kernels", cpuHasAvx512() ? "avx512" : "avx2");
     return o;
   }
 };

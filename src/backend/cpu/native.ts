@@ -57,7 +57,8 @@ export interface NativeAddon {
   Context: new (threads: number) => NativeContext;
   liveBufferCount(): number;
   bufferIsLive(id: number): boolean;
-  blasConfig(): { config: string; core: string; threads: number };
+  /** OpenBLAS build and core, its thread count, and which vector paths our kernels use. */
+  blasConfig(): { config: string; core: string; threads: number; kernels: 'avx512' | 'avx2' };
 }
 
 export class NativeAddonMissingError extends Error {

@@ -1,0 +1,24 @@
+/**
+ * The AVX2 code paths (used on machines without AVX-512) of the exp-heavy kernels: the parity and
+ * attention tests again, in a child process with ADABATCH_NO_AVX512=1.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+test('cpu kernels equal ref with the AVX-512 paths disabled', () => {
+  const files = ['backend-cpu-parity.test.js', 'backend-cpu-attention.test.js'].map((f) => fileURLToPath(new URL(f, import.meta.url)));
+  // NODE_TEST_CONTEXT would make the child speak the runner's internal protocol instead of TAP.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', ...files], { encoding: 'utf8', env: { ...env, ADABATCH_NO_AVX512: '1' } });
+  assert.equal(r.status, 0, `child test run failed:\n${r.stdout.split('\n').filter((l) => /not ok|error|rel L2/.test(l)).join('\n')}`);
+  assert.match(r.stdout, /# pass [1-9]/);
+  assert.match(r.stdout, /# fail 0/);
+  const native = fileURLToPath(new URL('../src/backend/cpu/native.js', import.meta.url));
+  const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadNativeAddon } from ${JSON.stringify(native)}; console.log(loadNativeAddon().blasConfig().kernels)`], {
+    encoding: 'utf8',
+    env: { ...env, ADABATCH_NO_AVX512: '1' },
+  });
+  assert.equal(probe.stdout.trim(), 'avx2', `the child used the AVX2 kernels (${probe.stderr})`);
+});
