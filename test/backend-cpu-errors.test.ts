@@ -76,6 +76,8 @@ test('forged tensors that pass the TypeScript checks are rejected by the native 
   const ctx = (be as unknown as { ctx: Record<string, (...args: unknown[]) => unknown> }).ctx;
   rejects(() => ctx.matmul!(a.buffer, 0, 16, 0, a.buffer, 0, 16, 0, a.buffer, 0, 16, 0, false, false, 4, 4, 4, 1, 0), /matmul: c must not overlap a/);
   rejects(() => ctx.matmul!(a.buffer, 0, 16, 0), /matmul: missing argument a.buffer/);
+  const p = be.alloc([8]);
+  rejects(() => be.adamw(p, be.view(p, 0, [8]), be.alloc([8]), be.alloc([8]), { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 1 }), /adamw: param must not overlap grad/);
   rejects(() => ctx.scale!('1', 0, 16, 0, 2), /scale: x.buffer must be an integer/);
   rejects(() => ctx.scale!(a.buffer, 0, 16, 0, Number.NaN), /scale: alpha must be a finite number/);
   rejects(() => ctx.matmul!(a.buffer, 0, 16, 0, a.buffer, 0, 16, 0, a.buffer, 0, 16, 0, false, false, 2 ** 31, 1, 1, 1, 0), /matmul: m must be in/);

@@ -152,6 +152,15 @@ for (const threads of [1, 2]) {
     }
   });
 
+  test(`rmsnorm forward in place (out = x) equals ref ${T}`, () => {
+    const x = put(cpu, rand(33 * 65, 9), [33, 65]);
+    const w = put(cpu, rand(65, 10), [65]);
+    const rstd = zeros(cpu, [33]);
+    cpu.rmsnormForward(x.cpu, rstd.cpu, x.cpu, w.cpu, 1e-5);
+    ref.rmsnormForward(x.ref, rstd.ref, x.ref, w.ref, 1e-5);
+    expectClose(cpu, x, EXACT, 'in-place rmsnorm');
+  });
+
   test(`rope forward and inverse equal ref, columns past the rotated heads untouched ${T}`, () => {
     for (const [seqLen, rowsPerSeq, nHeads, hd, extra] of [[7, 3, 3, 6, 5], [65, 2, 4, 18, 0]] as const) {
       const rows = seqLen * rowsPerSeq;

@@ -111,6 +111,9 @@ Napi::Value Context::Adamw(const Napi::CallbackInfo& info) {
     TensorArg m = a.tensor("m", kF32);
     TensorArg v = a.tensor("v", kF32);
     for (const TensorArg* t : {&grad, &m, &v}) a.expectSize(*t, static_cast<int64_t>(param.size), "the size of param");
+    const TensorArg* all[] = {&param, &grad, &m, &v};
+    for (int i = 0; i < 4; i++)
+      for (int j = i + 1; j < 4; j++) a.expectDisjoint(*all[i], *all[j]);
     AdamWHyper h;
     h.lr = a.number("lr");
     h.beta1 = a.number("beta1");

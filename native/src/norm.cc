@@ -10,7 +10,8 @@ namespace adabatch {
 namespace {
 size_t backwardRows(size_t dim) { return std::max<size_t>(16, rowsPerPart(dim)); }
 
-void forwardRows(float* __restrict out, float* __restrict rstd, const float* __restrict x, const float* __restrict w, size_t r0, size_t r1, size_t dim, double eps) {
+// out may alias x exactly (in-place normalisation): each row's sum is taken before it is written.
+void forwardRows(float* out, float* __restrict rstd, const float* x, const float* __restrict w, size_t r0, size_t r1, size_t dim, double eps) {
   for (size_t r = r0; r < r1; r++) {
     const float* xr = x + r * dim;
     float* o = out + r * dim;
