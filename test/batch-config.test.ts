@@ -34,16 +34,16 @@ function errorOf(raw: unknown): string {
 test('defaults: the norm test, and a missing section means the norm test with defaults', () => {
   const full = {
     schedule: 'norm',
-    max_micro: 8,
+    max_micro: 4,
     lr_scaling: 'none',
     noise_scale: { beta: 0.9, source: 'micro' },
     initial: 16,
-    max: 1024,
+    max: 256,
     test_interval: 1,
     start_after_samples: 0,
     ema: null,
     hysteresis: 0,
-    eta: 0.2,
+    eta: 0.8,
     estimator: 'microbatch',
   };
   assert.deepEqual(parseBatchConfig({ schedule: 'norm' }), full);

@@ -20,7 +20,7 @@ import { runTrain } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
-const WALL_CLOCK = ['tok_per_s', 'step_time_s', 'elapsed_s', 'overhead_s', 'eval_s'];
+const WALL_CLOCK = ['tok_per_s', 'step_time_s', 'elapsed_s', 'overhead_s', 'stats_s', 'eval_s'];
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
 
 function tmp(): string {

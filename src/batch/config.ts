@@ -19,7 +19,7 @@ const posNum = z.number().positive();
 /** Keys every schedule has. */
 const common = {
   /** Largest micro batch (sequences) a rank runs at once (memory). */
-  max_micro: posInt.default(8),
+  max_micro: posInt.default(4),
   /** LR multiplier on a batch change, relative to the initial batch. */
   lr_scaling: z.enum(LR_SCALINGS).default('none'),
   /** The gradient-noise-scale diagnostic logged every step (all schedules). */
@@ -37,7 +37,7 @@ const emaSchema = z.strictObject({ beta: z.number().gt(0).lt(1) }).nullable();
 const adaptive = {
   ...common,
   initial: posInt.default(16),
-  max: posInt.default(1024),
+  max: posInt.default(256),
   test_interval: posInt.default(1),
   start_after_samples: nonNegInt.default(0),
   ema: emaSchema.default(null),
@@ -56,7 +56,8 @@ const batchConfigUnion = z
     z.strictObject({
       schedule: z.literal('norm'),
       ...adaptive,
-      eta: posNum.default(0.2),
+      // The batch settles near B_noise·(1−η²)/η²: 0.8 keeps it a little below the noise scale.
+      eta: posNum.default(0.8),
       estimator: z.enum(['microbatch', 'per-sample', 'paper']).default('microbatch'),
     }),
     z.strictObject({ schedule: z.literal('inner_product'), ...adaptive, theta: posNum }),

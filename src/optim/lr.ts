@@ -10,10 +10,10 @@ import { z } from 'zod';
 export const lrConfigSchema = z
   .object({
     schedule: z.enum(['cosine', 'constant', 'wsd']).default('cosine'),
-    lr: z.number().positive().default(4e-4),
-    min_lr: z.number().nonnegative().default(4e-5),
+    lr: z.number().positive().default(2e-3),
+    min_lr: z.number().nonnegative().default(2e-4),
     /** Warmup length: a fraction of the budget when < 1, else a number of samples. */
-    warmup: z.number().nonnegative().default(0.01),
+    warmup: z.number().nonnegative().default(0.02),
     /** wsd only: fraction of the budget spent decaying. */
     decay: z.number().gt(0).lte(1).default(0.2),
   })
