@@ -56,7 +56,7 @@ test('N steps + resume + N steps is bit-identical to 2N steps, mid-ramp of the n
   const resumedDir = join(tmp(), 'resumed');
   let steps = 0;
   const stopAt = a.batchChanges[1]!.step + 1; // after the first growth: resume mid-ramp
-  const first = await runTrain(loadTrainConfig(undefined, sets(resumedDir)), { ...quiet, shouldStop: () => steps++ >= stopAt });
+  const first = await runTrain(loadTrainConfig(undefined, sets(resumedDir)), { ...quiet, shouldStop: () => ++steps >= stopAt });
   assert.ok(first.stoppedEarly && first.steps === stopAt, `stopped after ${first.steps} steps`);
   const b = await runTrain(loadResumeConfig(resumedDir, undefined, []), { ...quiet, resume: true });
   assert.equal(b.resumedFrom !== null, true);

@@ -24,6 +24,11 @@ const STAT_SLOTS = 8;
 export interface StatRequest {
   localNorms: boolean;
   innerProducts: boolean;
+  /**
+   * Control flags raised by this rank (a stop request, a checkpoint due by wall clock); they ride in
+   * the step's scalar reduction, so every rank sees the same sums and acts on the same step.
+   */
+  flags?: readonly number[];
 }
 
 /** One step's scalars, identical on every rank after the reduction. */
@@ -40,6 +45,8 @@ export interface StepScalars {
   finite: boolean;
   /** Seconds spent on statistics the optimizer step itself does not need (norms for the tests). */
   statsSeconds: number;
+  /** The control flags summed over ranks (same order as StatRequest.flags). */
+  flags: number[];
 }
 
 export class ReplicaEngine {
@@ -107,7 +114,8 @@ export class ReplicaEngine {
     }
     const s = b.download(this.stats) as Float64Array;
     // One small float64 reduction carries every per-rank scalar.
-    const local = Float64Array.of(s[SLOT.LOSS]!, s[SLOT.TOKENS]!, s[SLOT.MICRO]!, s[SLOT.LOCAL]!, s[SLOT.DOT]!, s[SLOT.DOT]! * s[SLOT.DOT]!);
+    const flags = req.flags ?? [];
+    const local = Float64Array.of(s[SLOT.LOSS]!, s[SLOT.TOKENS]!, s[SLOT.MICRO]!, s[SLOT.LOCAL]!, s[SLOT.DOT]!, s[SLOT.DOT]! * s[SLOT.DOT]!, ...flags);
     const r = J > 1 ? await this.group.allReduceScalars(local, 'sum') : local;
     const globalSqNorm = s[SLOT.GLOBAL]!;
     const out: StepScalars = {
@@ -120,6 +128,7 @@ export class ReplicaEngine {
       dotSqSum: req.innerProducts ? r[5]! : null,
       finite: false,
       statsSeconds,
+      flags: Array.from(r.subarray(6, 6 + flags.length)),
     };
     out.finite = [out.lossSum, out.microSqNormSum, globalSqNorm, r[3]!, r[4]!].every(Number.isFinite);
     return out;

@@ -236,6 +236,8 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
       log: (m) => progress.log(m),
       noiseScale: (s) => noise.observe(s),
       ...(opts.shouldStop && { shouldStop: opts.shouldStop }),
+      // Rank 0's clock decides (ranks' clocks differ); the flag is agreed in the step's reduction.
+      checkpointDue: (st) => rank0 && checkpointer.due(st),
       onStep: (rec, st) => {
         metrics?.write(rec.row);
         const b = rec.row.batch_size as number;
@@ -248,7 +250,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
         if (typeof rec.row.val_loss === 'number') lastVal = rec.row.val_loss;
         summary.trainLoss = rec.row.loss as number;
         progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: rec.row.loss as number, batch: b, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: lastVal }, rec.row.val_loss !== undefined);
-        if (checkpointer.due(st) && !trainer.done()) summary.checkpoint = saveCheckpoint();
+        if (rec.checkpoint && !rec.stop && !trainer.done()) summary.checkpoint = saveCheckpoint();
       },
     });
     summary.stoppedEarly = !trainer.done();

@@ -51,13 +51,22 @@ export interface StepRecord {
   row: MetricsRow;
   plan: BatchPlan;
   decision: ScheduleDecision | null;
+  /** Some rank asked to stop: the loop ends after this step on every rank. */
+  stop: boolean;
+  /** Some rank found a checkpoint due: every rank checkpoints after this step. */
+  checkpoint: boolean;
 }
 
 export interface LoopHooks {
   /** Called after every step's metrics row is complete (write it, update progress…). */
   onStep?(rec: StepRecord, state: LoopState): void | Promise<void>;
-  /** Checked between steps: when it returns true the loop stops (after the step in flight). */
+  /**
+   * Polled before each step's reduction: true asks to stop. The requests of all ranks are summed in
+   * the step's scalar reduction, so every rank stops after the same step.
+   */
   shouldStop?(): boolean;
+  /** Polled likewise: true asks for a checkpoint after this step (agreed across ranks the same way). */
+  checkpointDue?(state: LoopState): boolean;
   /** Noise-scale tracker fed every step (for every schedule). */
   noiseScale?(stats: GradientStats): number | null;
   log?(message: string): void;
@@ -94,8 +103,9 @@ export class Trainer {
 
   /** Runs until the budget is spent or hooks.shouldStop() says so. */
   async run(hooks: LoopHooks = {}): Promise<void> {
-    while (!this.done() && !hooks.shouldStop?.()) {
-      await this.step(hooks);
+    while (!this.done()) {
+      const rec = await this.step(hooks);
+      if (rec.stop) break;
       // Let the event loop run (signals, worker messages): a step's awaits are only microtasks.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -130,7 +140,9 @@ export class Trainer {
       // Weight m_t·J/b: after the cross-rank average the accumulator is the mean over all b samples.
       this.engine.microStep(windows, micro.count, seqLen, (micro.count * group.size) / stepSamples);
     }
-    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts });
+    const after: LoopState = { ...st, step: st.step + 1, samples: st.samples + stepSamples, tokens: st.tokens + stepSamples * seqLen };
+    const flags = [hooks.shouldStop?.() ? 1 : 0, hooks.checkpointDue?.(after) ? 1 : 0];
+    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, flags });
 
     const ts = clock();
     const lr = learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples);
@@ -200,7 +212,7 @@ export class Trainer {
     row.overhead_s = overhead;
     // Statistics for the batch test (norms beyond what clipping needs) plus the decision itself.
     row.stats_s = scalars.statsSeconds + decideTime;
-    const rec: StepRecord = { row, plan, decision };
+    const rec: StepRecord = { row, plan, decision, stop: scalars.flags[0]! > 0, checkpoint: scalars.flags[1]! > 0 };
     const th = clock();
     await hooks.onStep?.(rec, st);
     // Metrics and progress output belong to the run's wall clock too.
