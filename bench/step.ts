@@ -18,13 +18,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PRESETS } from '../src/model/config.js';
 
 export const summary = 'tokens/s of a full training step (forward, backward, AdamW) vs the PyTorch reference, memory, kernel breakdown';
 
 /** The PyTorch reference's batch for each preset. */
 const BATCH: Record<string, number> = { A: 8, B: 4 };
 const DEFAULT_STEPS: Record<string, [steps: number, warmup: number]> = { A: [6, 2], B: [3, 1] };
-const PYTHON = '/usr/bin/python3';
+/** The reference needs Debian's python3-torch, which lives under /usr/bin/python3 (override: ADABATCH_BENCH_PYTHON). */
+const PYTHON = process.env.ADABATCH_BENCH_PYTHON ?? '/usr/bin/python3';
 
 interface Options {
   presets: string[];
@@ -395,13 +397,16 @@ export async function run(argv: string[]): Promise<void> {
     if (!o.json) console.log(s);
   };
   log(`adabatch step benchmark, ${new Date().toISOString()}, ${machine()}`);
-  log(noTorch ? `torch reference skipped: ${noTorch}` : `torch reference: ${PYTHON} ${script} (OMP_WAIT_POLICY=PASSIVE), rounds alternate with adabatch`);
+  if (noTorch) (o.json ? console.error : console.log)(`torch reference skipped: ${noTorch}`);
+  else log(`torch reference: ${PYTHON} ${script} (OMP_WAIT_POLICY=PASSIVE), rounds alternate with adabatch`);
   for (const preset of o.presets) {
     for (const threads of o.threads) {
       const [defSteps, defWarmup] = DEFAULT_STEPS[preset]!;
       const steps = o.steps ?? defSteps;
       const warmup = o.warmup ?? defWarmup;
-      log(`\npreset ${preset} (batch ${BATCH[preset]} × seq), ${threads} thread${threads > 1 ? 's' : ''}: ${o.rounds} rounds of ${warmup} warm-up + ${steps} measured steps`);
+      const c = PRESETS[preset as 'A' | 'B'];
+      const shape = `vocab ${c.vocab}, d ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, ffn ${c.ffn_dim}, batch ${BATCH[preset]} × seq ${c.seq_len}`;
+      log(`\npreset ${preset} (${shape}), ${threads} thread${threads > 1 ? 's' : ''}: ${o.rounds} rounds of ${warmup} warm-up + ${steps} measured steps`);
       const ours: RunResult[] = [];
       const theirs: RunResult[] = [];
       for (let round = 0; round < o.rounds; round++) {
