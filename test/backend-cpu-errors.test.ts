@@ -172,3 +172,14 @@ test('live and peak bytes count this instance only', () => {
   assert.equal(b.liveBytes(), 0);
   b.dispose();
 });
+
+test('a missing addon is a clear error that says to run npm run build:native; ref still works', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const registry = new URL('../src/backend/registry.js', import.meta.url).href;
+  const script = `import { createBackend } from ${JSON.stringify(registry)};
+    try { createBackend('cpu'); console.log('no error'); } catch (e) { console.log(e.name + ': ' + e.message); }
+    console.log('ref:', createBackend('ref').name);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ADABATCH_NATIVE_ADDON: '/nonexistent/adabatch.node' } });
+  assert.match(r.stdout, /NativeAddonMissingError: the cpu backend's native addon is not available at \/nonexistent\/adabatch.node: run `npm run build:native`/);
+  assert.match(r.stdout, /ref: ref/);
+});

@@ -84,7 +84,9 @@ function packageRoot(): string {
   }
 }
 
+/** native/build/Release/adabatch.node, the Debug build with ADABATCH_NATIVE_BUILD=Debug, or ADABATCH_NATIVE_ADDON. */
 export function nativeAddonPath(): string {
+  if (process.env.ADABATCH_NATIVE_ADDON) return process.env.ADABATCH_NATIVE_ADDON;
   const build = process.env.ADABATCH_NATIVE_BUILD === 'Debug' ? 'Debug' : 'Release';
   return join(packageRoot(), 'native', 'build', build, 'adabatch.node');
 }
@@ -95,6 +97,10 @@ export function loadNativeAddon(): NativeAddon {
   if (cached) return cached;
   const path = nativeAddonPath();
   if (!existsSync(path)) throw new NativeAddonMissingError(path);
+  if (process.env.ADABATCH_NATIVE_BUILD === 'Debug' && !/libasan/.test(process.env.LD_PRELOAD ?? '')) {
+    // Loading an AddressSanitizer library into an uninstrumented node aborts the process.
+    throw new Error(`the Debug addon (${path}) is built with AddressSanitizer: run node with LD_PRELOAD=$(gcc -print-file-name=libasan.so), as \`npm run test:asan\` does`);
+  }
   try {
     cached = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
