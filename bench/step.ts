@@ -173,7 +173,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
   const rng = new Rng(0);
   const data = new Int32Array(n + batch);
 
-  const step = (): number => {
+  const step = async (): Promise<number> => {
     // Fresh random tokens every step (as the reference), uploaded outside the timed region.
     for (let i = 0; i < data.length; i++) data[i] = rng.int(config.vocab);
     const x = new Int32Array(n);
@@ -188,7 +188,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
     backend.fill(stats, 0);
     replica.beginStep();
     replica.beginMicroStep(1, stats, 2);
-    model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / n);
+    await model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / n);
     optimizer.update(replica.params.units, replica.grads.units, 3e-4);
     backend.synchronize();
     return performance.now() - t0;
@@ -200,7 +200,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
     const b0 = machineBusyS();
     const c0 = process.cpuUsage();
     const w0 = performance.now();
-    const ms = step();
+    const ms = await step();
     const wall = (performance.now() - w0) / 1000;
     const own = (process.cpuUsage().user - c0.user + process.cpuUsage().system - c0.system) / 1e6;
     if (s >= warmup) {
@@ -214,7 +214,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
 
   // One profiled step: per-kernel wall time.
   backend.setProfiling(true);
-  step();
+  await step();
   backend.setProfiling(false);
   const kernels = backend.profileReport().map((k) => ({ ...k, totalMs: Math.round(k.totalMs * 1000) / 1000 }));
 

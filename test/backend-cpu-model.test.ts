@@ -21,7 +21,7 @@ interface StepResult {
   params: Map<string, Float32Array | Float64Array>;
 }
 
-function trainStep(backend: Backend, tie: boolean, recompute: boolean, seqLen: number): StepResult {
+async function trainStep(backend: Backend, tie: boolean, recompute: boolean, seqLen: number): Promise<StepResult> {
   const config = modelConfig(undefined, { vocab: 97, d_model: 60, n_layers: 2, n_heads: 6, n_kv_heads: 2, ffn_dim: 83, seq_len: 70, tie_embeddings: tie, init_std: 0.1 });
   const model = new Llama(backend, config, { recompute, chunkTokens: 37 });
   const replica = new LocalReplica(backend, model.layout);
@@ -40,7 +40,7 @@ function trainStep(backend: Backend, tie: boolean, recompute: boolean, seqLen: n
     tg[n - 1] = -1;
     backend.upload(targets, tg);
     replica.beginMicroStep(0.5, stats, 2);
-    model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / (n - 2));
+    await model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / (n - 2));
   }
   const grads = replica.grads.toHost();
   optimizer.update(replica.params.units, replica.grads.units, 1e-2);
@@ -48,9 +48,9 @@ function trainStep(backend: Backend, tie: boolean, recompute: boolean, seqLen: n
 }
 
 for (const [tie, recompute, seqLen] of [[false, false, 70], [true, true, 70], [true, false, 33]] as const) {
-  test(`training step on cpu equals ref (tied=${tie}, recompute=${recompute}, seqLen=${seqLen}, 2 threads)`, () => {
-    const c = trainStep(new CpuBackend({ threads: 2 }), tie, recompute, seqLen);
-    const r = trainStep(new RefBackend(), tie, recompute, seqLen);
+  test(`training step on cpu equals ref (tied=${tie}, recompute=${recompute}, seqLen=${seqLen}, 2 threads)`, async () => {
+    const c = await trainStep(new CpuBackend({ threads: 2 }), tie, recompute, seqLen);
+    const r = await trainStep(new RefBackend(), tie, recompute, seqLen);
     assert.equal(c.stats[1], r.stats[1], 'token count');
     assert.ok(Math.abs(c.stats[0]! - r.stats[0]!) < 1e-5 * r.stats[0]!, `loss ${c.stats[0]} vs ${r.stats[0]}`);
     assert.ok(Math.abs(c.stats[2]! - r.stats[2]!) < 1e-4 * r.stats[2]!, `Σ‖g_t‖² ${c.stats[2]} vs ${r.stats[2]}`);

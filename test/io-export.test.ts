@@ -42,7 +42,7 @@ function sequences(vocab: number, lengths: number[], seed: number): number[][] {
 }
 
 /** Our mean next-token loss over the sequences, each as one batch of one (ref backend, float32). */
-function ourLoss(config: ModelConfig, tensors: Map<string, Float32Array>, seqs: number[][]): { loss: number; tokens: number } {
+async function ourLoss(config: ModelConfig, tensors: Map<string, Float32Array>, seqs: number[][]): Promise<{ loss: number; tokens: number }> {
   const backend = new RefBackend();
   const model = new Llama(backend, config);
   const params = new UnitBuffers(backend, model.layout);
@@ -55,7 +55,7 @@ function ourLoss(config: ModelConfig, tensors: Map<string, Float32Array>, seqs: 
     const tgt = backend.alloc([n], 'i32');
     backend.upload(tok, s.slice(0, -1));
     backend.upload(tgt, s.slice(1));
-    model.forwardLoss(tok, tgt, 1, n, access, out, 0);
+    await model.forwardLoss(tok, tgt, 1, n, access, out, 0);
     backend.free(tok);
     backend.free(tgt);
   }
@@ -88,7 +88,7 @@ function weightsFor(config: ModelConfig, seed: number): Map<string, Float32Array
 const rel = (a: number, b: number): number => Math.abs(a - b) / Math.abs(b);
 
 for (const tied of [false, true]) {
-  test(`our checkpoint (tiny preset, ${tied ? 'tied' : 'untied'}) gives the same loss in the PyTorch HF re-implementation`, { skip }, (t) => {
+  test(`our checkpoint (tiny preset, ${tied ? 'tied' : 'untied'}) gives the same loss in the PyTorch HF re-implementation`, { skip }, async (t) => {
     const config = modelConfig('tiny', { tie_embeddings: tied, init_std: 0.1, rope_theta: 5000, norm_eps: 1e-6 });
     const weights = weightsFor(config, tied ? 11 : 12);
     const parent = join(root, tied ? 'tied' : 'untied');
@@ -99,7 +99,7 @@ for (const tied of [false, true]) {
     writeFileSync(tokensFile, JSON.stringify(seqs));
 
     const loaded = loadModelDir(dir);
-    const ours = ourLoss(loaded.config, loaded.tensors, seqs);
+    const ours = await ourLoss(loaded.config, loaded.tensors, seqs);
     const theirs = pytorchLoss(dir, tokensFile);
     t.diagnostic(`${tied ? 'tied' : 'untied'} tiny: adabatch ref loss ${ours.loss.toPrecision(9)}, PyTorch HF re-implementation ${theirs.loss.toPrecision(9)}, rel diff ${rel(ours.loss, theirs.loss).toExponential(2)}, ${theirs.tokens} tokens`);
     assert.equal(theirs.info.checksums_verified, true, 'the script verified checksums.json with hashlib');
@@ -110,8 +110,8 @@ for (const tied of [false, true]) {
     assert.ok(rel(ours.loss, theirs.loss) < 1e-5, `loss: ours ${ours.loss} vs PyTorch ${theirs.loss}`);
     // The tolerance discriminates: a small config change (rope_theta) moves the loss by far more.
     const one = [seqs[2]!];
-    const right = ourLoss(loaded.config, loaded.tensors, one).loss;
-    const wrong = ourLoss({ ...loaded.config, rope_theta: 10000 }, loaded.tensors, one).loss;
+    const right = (await ourLoss(loaded.config, loaded.tensors, one)).loss;
+    const wrong = (await ourLoss({ ...loaded.config, rope_theta: 10000 }, loaded.tensors, one)).loss;
     assert.ok(rel(wrong, right) > 1e-3, `rope_theta 10000 vs 5000 should be detectable (${rel(wrong, right)})`);
 
     // The script refuses a corrupted checkpoint (its own SHA-256 check).
@@ -127,7 +127,7 @@ for (const tied of [false, true]) {
   });
 }
 
-test('a PyTorch-written HF directory (bf16, 3 shards, inv_freq buffers) imports to the same loss', { skip }, (t) => {
+test('a PyTorch-written HF directory (bf16, 3 shards, inv_freq buffers) imports to the same loss', { skip }, async (t) => {
   const dir = join(root, 'hf-bf16');
   const r = spawnSync(PYTHON, [join(repoRoot, 'tools/hf/make_hf_dir.py'), '--out', dir, '--dtype', 'bf16', '--shards', '3', '--inv-freq', '--seed', '3'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -135,7 +135,7 @@ test('a PyTorch-written HF directory (bf16, 3 shards, inv_freq buffers) imports 
   const seqs = sequences(m.config.vocab, [17, 40, 64], 9);
   const tokensFile = join(root, 'hf-tokens.json');
   writeFileSync(tokensFile, JSON.stringify(seqs));
-  const ours = ourLoss(m.config, m.tensors, seqs);
+  const ours = await ourLoss(m.config, m.tensors, seqs);
   const theirs = pytorchLoss(dir, tokensFile);
   t.diagnostic(`HF bf16 import: adabatch ref loss ${ours.loss.toPrecision(9)}, PyTorch ${theirs.loss.toPrecision(9)}, rel diff ${rel(ours.loss, theirs.loss).toExponential(2)}`);
   assert.equal(theirs.info.checksums_verified, false);

@@ -46,7 +46,7 @@ test('invalid model configs name the offending field', () => {
   assert.throws(() => modelConfig('huge'), /unknown model preset 'huge' \(known presets: tiny, A, B, tinyllama\)/);
 });
 
-test('estimateMemory matches what the backend actually allocates', () => {
+test('estimateMemory matches what the backend actually allocates', async () => {
   const be = new RefBackend();
   const cfg = modelConfig('tiny', { seq_len: 32 });
   const base = be.liveBytes();
@@ -57,7 +57,7 @@ test('estimateMemory matches what the backend actually allocates', () => {
   const stats = be.alloc([4], 'f64');
   replica.beginStep();
   replica.beginMicroStep(1, stats, 0);
-  model.forwardBackward(tokens, tokens, 3, 32, replica, replica, stats, 2, 1);
+  await model.forwardBackward(tokens, tokens, 3, 32, replica, replica, stats, 2, 1);
   const e = estimateMemory(cfg, 3);
   const allocated = be.liveBytes() - base;
   // Everything the estimate counts, except the scratch a second micro-step and the head kernel would use.

@@ -13,7 +13,7 @@ import { Rng } from '../src/util/rng.js';
 import { randInts } from './helpers/num.js';
 
 for (const tied of [false, true]) {
-  test(`decoding with a KV cache reproduces the forward pass (tie_embeddings=${tied})`, () => {
+  test(`decoding with a KV cache reproduces the forward pass (tie_embeddings=${tied})`, async () => {
     const be = new RefBackend();
     const cfg = modelConfig('tiny', { n_layers: 2, vocab: 96, d_model: 64, ffn_dim: 96, seq_len: 16, tie_embeddings: tied, init_std: 0.2 });
     const model = new Llama(be, cfg);
@@ -26,7 +26,7 @@ for (const tied of [false, true]) {
     be.upload(tokens, seq.subarray(0, 11));
     be.upload(targets, seq.subarray(1, 12));
     const out = be.alloc([2], 'f64');
-    model.forwardLoss(tokens, targets, 1, 11, access, out, 0);
+    await model.forwardLoss(tokens, targets, 1, 11, access, out, 0);
     const expected = be.download(out)[0]!;
 
     const gen = new Generator(be, cfg, access);

@@ -5,16 +5,16 @@ import { GOLDEN_FIXTURES, runGoldenCheck } from './helpers/golden-check.js';
 
 for (const fixture of GOLDEN_FIXTURES) {
   test(`cpu backend matches PyTorch on ${fixture}: loss, gradients, 3 AdamW steps with clipping`, () => {
-    runGoldenCheck(createBackend('cpu'), fixture);
+    return runGoldenCheck(createBackend('cpu'), fixture);
   });
 }
 
 test('cpu backend with 2 threads matches PyTorch (untied fixture)', () => {
-  runGoldenCheck(createBackend('cpu', { threads: 2 }), 'tiny-untied');
+  return runGoldenCheck(createBackend('cpu', { threads: 2 }), 'tiny-untied');
 });
 
 for (const fixture of GOLDEN_FIXTURES) {
   test(`cpu backend with activation recomputation matches PyTorch (${fixture})`, () => {
-    runGoldenCheck(createBackend('cpu'), fixture, { recompute: true });
+    return runGoldenCheck(createBackend('cpu'), fixture, { recompute: true });
   });
 }

@@ -5,10 +5,10 @@ import { GOLDEN_FIXTURES, runGoldenCheck } from './helpers/golden-check.js';
 
 for (const fixture of GOLDEN_FIXTURES) {
   test(`ref backend matches PyTorch on ${fixture}: loss, gradients, 3 AdamW steps with clipping`, () => {
-    runGoldenCheck(new RefBackend(), fixture);
+    return runGoldenCheck(new RefBackend(), fixture);
   });
 }
 
 test('activation recomputation gives the same result as caching (tied fixture)', () => {
-  runGoldenCheck(new RefBackend(), 'tiny-tied', { recompute: true });
+  return runGoldenCheck(new RefBackend(), 'tiny-tied', { recompute: true });
 });

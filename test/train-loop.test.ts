@@ -50,7 +50,7 @@ test('fused statistics equal those of explicitly materialised micro-step gradien
   const grads: Float64Array[] = [];
   for (let t = 0; t < M; t++) {
     solo.engine.beginStep();
-    solo.engine.microStep(solo.stream.windows(t * m, m), m, 16, 1);
+    await solo.engine.microStep(solo.stream.windows(t * m, m), m, 16, 1);
     await solo.engine.finishStep({ localNorms: false, innerProducts: false });
     grads.push(flat(solo.engine.replica.grads.toHost()));
   }

@@ -8,7 +8,7 @@ import type { Backend } from '../backend/backend.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { latestValidCheckpoint } from '../io/checkpoint.js';
 import { loadModelDir, type LoadedModel } from '../io/hf.js';
-import type { UnitAccess } from '../model/llama.js';
+import type { SyncUnitAccess } from '../model/llama.js';
 import { UnitBuffers } from '../model/params.js';
 import { buildLayout } from '../model/layout.js';
 import { UserError } from '../util/errors.js';
@@ -18,7 +18,7 @@ export interface OpenedModel {
   /** The directory the weights came from (a run directory resolves to its checkpoint). */
   dir: string;
   params: UnitBuffers;
-  access: UnitAccess;
+  access: SyncUnitAccess;
   tokenizer: Tokenizer | null;
 }
 

@@ -7,7 +7,7 @@ import type { Backend, Tensor } from '../backend/backend.js';
 import { Rng } from '../util/rng.js';
 import { headDim, type ModelConfig } from './config.js';
 import { buildLayout, type ModelLayout } from './layout.js';
-import type { UnitAccess } from './llama.js';
+import type { SyncUnitAccess } from './llama.js';
 import { ropeTables } from './rope.js';
 
 export interface SampleOptions {
@@ -56,7 +56,7 @@ export class Generator {
   constructor(
     readonly backend: Backend,
     readonly config: ModelConfig,
-    private readonly params: UnitAccess,
+    private readonly params: SyncUnitAccess,
     readonly maxSeqLen = config.seq_len,
   ) {
     if (maxSeqLen > config.seq_len) throw new Error(`maxSeqLen ${maxSeqLen} exceeds the model's seq_len ${config.seq_len}`);

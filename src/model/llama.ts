@@ -16,8 +16,17 @@ import { headDim, type ModelConfig } from './config.js';
 import { buildLayout, type ModelLayout, type UnitLayout } from './layout.js';
 import { ropeTables } from './rope.js';
 
-/** Full (unsharded) parameters of a unit, valid between acquire and release. */
+/**
+ * Full (unsharded) parameters of a unit, valid between acquire and release. A replica answers at
+ * once; FSDP all-gathers the unit's shards first (an asynchronous collective), hence the promises.
+ */
 export interface UnitAccess {
+  acquire(unit: number): Tensor | Promise<Tensor>;
+  release(unit: number): void | Promise<void>;
+}
+
+/** A UnitAccess that answers synchronously (a full replica): what generation needs. */
+export interface SyncUnitAccess extends UnitAccess {
   acquire(unit: number): Tensor;
   release(unit: number): void;
 }
@@ -25,9 +34,9 @@ export interface UnitAccess {
 /** Receives one micro-step's gradient, unit by unit. */
 export interface GradSink {
   /** A buffer for this micro-step's gradient of `unit`, zeroed on the first call of the micro-step. */
-  grad(unit: number): Tensor;
-  /** Every contribution to `unit`'s gradient for this micro-step has been written. */
-  ready(unit: number): void;
+  grad(unit: number): Tensor | Promise<Tensor>;
+  /** Every contribution to `unit`'s gradient for this micro-step has been written (FSDP reduce-scatters it). */
+  ready(unit: number): void | Promise<void>;
 }
 
 export interface LlamaOptions {
@@ -113,19 +122,19 @@ export class Llama {
    * summed loss and the token count to lossOut[lossIndex], lossOut[lossIndex+1]; gradients of
    * (gradScale · Σ loss) go to `grads`.
    */
-  forwardBackward(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink, lossOut: Tensor, lossIndex: number, gradScale: number): void {
+  async forwardBackward(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink, lossOut: Tensor, lossIndex: number, gradScale: number): Promise<void> {
     const ws = this.prepare(tokens, targets, batch, seqLen);
     const n = batch * seqLen;
-    this.forwardBlocks(ws, tokens, batch, seqLen, params);
-    this.headLossStep(ws, targets, n, params, lossOut, lossIndex, grads, gradScale);
-    this.backwardBlocks(ws, tokens, batch, seqLen, params, grads);
+    await this.forwardBlocks(ws, tokens, batch, seqLen, params);
+    await this.headLossStep(ws, targets, n, params, lossOut, lossIndex, grads, gradScale);
+    await this.backwardBlocks(ws, tokens, batch, seqLen, params, grads);
   }
 
   /** Evaluation: adds Σ loss and the count of counted tokens to lossOut; no gradients. */
-  forwardLoss(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, lossOut: Tensor, lossIndex: number): void {
+  async forwardLoss(tokens: Tensor, targets: Tensor, batch: number, seqLen: number, params: UnitAccess, lossOut: Tensor, lossIndex: number): Promise<void> {
     const ws = this.prepare(tokens, targets, batch, seqLen);
-    this.forwardBlocks(ws, tokens, batch, seqLen, params);
-    this.headLossStep(ws, targets, batch * seqLen, params, lossOut, lossIndex, null, 0);
+    await this.forwardBlocks(ws, tokens, batch, seqLen, params);
+    await this.headLossStep(ws, targets, batch * seqLen, params, lossOut, lossIndex, null, 0);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -202,19 +211,19 @@ export class Llama {
     return w;
   }
 
-  private forwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess): void {
+  private async forwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess): Promise<void> {
     const n = batch * seqLen;
     const d = this.config.d_model;
     const eu = this.layout.embedUnit;
-    const embed = this.unitWeights(this.layout.units[eu]!, params.acquire(eu));
+    const embed = this.unitWeights(this.layout.units[eu]!, await params.acquire(eu));
     this.backend.embeddingForward(this.mat(ws.residual[0]!, n, d), embed.embed!, tokens);
-    params.release(eu);
+    await params.release(eu);
     for (let l = 0; l < this.config.n_layers; l++) {
       const u = this.layout.blockUnit(l);
-      const w = this.unitWeights(this.layout.units[u]!, params.acquire(u));
+      const w = this.unitWeights(this.layout.units[u]!, await params.acquire(u));
       const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
       this.blockForward(w, c, this.mat(ws.residual[l]!, n, d), this.mat(ws.residual[l + 1]!, n, d), batch, seqLen);
-      params.release(u);
+      await params.release(u);
     }
   }
 
@@ -237,19 +246,19 @@ export class Llama {
     }
   }
 
-  private headLossStep(ws: Workspace, targets: Tensor, n: number, params: UnitAccess, lossOut: Tensor, lossIndex: number, grads: GradSink | null, gradScale: number): void {
+  private async headLossStep(ws: Workspace, targets: Tensor, n: number, params: UnitAccess, lossOut: Tensor, lossIndex: number, grads: GradSink | null, gradScale: number): Promise<void> {
     const d = this.config.d_model;
     const hu = this.layout.headUnit;
     const eu = this.layout.embedUnit;
     const tied = this.config.tie_embeddings;
     const headUnit = this.layout.units[hu]!;
-    const head = this.unitWeights(headUnit, params.acquire(hu));
-    const headW = tied ? this.unitWeights(this.layout.units[eu]!, params.acquire(eu)).embed! : head.lm_head!;
+    const head = this.unitWeights(headUnit, await params.acquire(hu));
+    const headW = tied ? this.unitWeights(this.layout.units[eu]!, await params.acquire(eu)).embed! : head.lm_head!;
     const x = this.mat(ws.residual[this.config.n_layers]!, n, d);
     let g: { dx: Tensor; dNormW: Tensor; dHeadW: Tensor; gradScale: number } | undefined;
     if (grads) {
-      const hg = this.unitWeights(headUnit, grads.grad(hu));
-      const dHeadW = tied ? this.unitWeights(this.layout.units[eu]!, grads.grad(eu)).embed! : hg.lm_head!;
+      const hg = this.unitWeights(headUnit, await grads.grad(hu));
+      const dHeadW = tied ? this.unitWeights(this.layout.units[eu]!, await grads.grad(eu)).embed! : hg.lm_head!;
       g = { dx: this.mat(ws.dx, n, d), dNormW: hg.norm!, dHeadW, gradScale };
     }
     this.backend.headLoss({
@@ -263,30 +272,30 @@ export class Llama {
       ...(g && { grads: g }),
       ...(this.options.chunkTokens !== undefined && { chunkTokens: this.options.chunkTokens }),
     });
-    if (tied) params.release(eu);
-    params.release(hu);
-    if (grads) grads.ready(hu);
+    if (tied) await params.release(eu);
+    await params.release(hu);
+    if (grads) await grads.ready(hu);
   }
 
-  private backwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink): void {
+  private async backwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink): Promise<void> {
     const n = batch * seqLen;
     const d = this.config.d_model;
     const dx = this.mat(ws.dx, n, d);
     for (let l = this.config.n_layers - 1; l >= 0; l--) {
       const u = this.layout.blockUnit(l);
       const unit = this.layout.units[u]!;
-      const w = this.unitWeights(unit, params.acquire(u));
+      const w = this.unitWeights(unit, await params.acquire(u));
       const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
       const xIn = this.mat(ws.residual[l]!, n, d);
       if (this.recompute) this.blockForward(w, c, xIn, null, batch, seqLen);
-      this.blockBackward(w, this.unitWeights(unit, grads.grad(u)), c, xIn, dx, ws, batch, seqLen);
-      params.release(u);
-      grads.ready(u);
+      this.blockBackward(w, this.unitWeights(unit, await grads.grad(u)), c, xIn, dx, ws, batch, seqLen);
+      await params.release(u);
+      await grads.ready(u);
     }
     const eu = this.layout.embedUnit;
-    const ge = this.unitWeights(this.layout.units[eu]!, grads.grad(eu));
+    const ge = this.unitWeights(this.layout.units[eu]!, await grads.grad(eu));
     this.backend.embeddingBackward(ge.embed!, dx, tokens);
-    grads.ready(eu);
+    await grads.ready(eu);
   }
 
   /** dx holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit (updated in place). */

@@ -80,12 +80,12 @@ export class ReplicaEngine {
    * One micro-step on `windows` (batch × (seqLen+1) tokens: inputs are the first seqLen, targets the
    * last seqLen). Its mean-loss gradient enters the accumulator with weight `weight`.
    */
-  microStep(windows: Int32Array, batch: number, seqLen: number, weight: number): void {
+  async microStep(windows: Int32Array, batch: number, seqLen: number, weight: number): Promise<void> {
     const n = batch * seqLen;
     const [tokens, targets] = this.uploadWindows(windows, batch, seqLen);
     this.replica.beginMicroStep(weight, this.stats, SLOT.MICRO);
     this.microSteps++;
-    this.model.forwardBackward(tokens, targets, batch, seqLen, this.replica, this.replica, this.stats, SLOT.LOSS, 1 / n);
+    await this.model.forwardBackward(tokens, targets, batch, seqLen, this.replica, this.replica, this.stats, SLOT.LOSS, 1 / n);
   }
 
   /** Reduces the gradient across ranks and returns the step's statistics. */
@@ -141,13 +141,13 @@ export class ReplicaEngine {
   }
 
   /** Σ loss and token count over `windows` (no gradients), in micro-batches of at most maxBatch. */
-  evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): { lossSum: number; tokens: number } {
+  async evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
     const w = seqLen + 1;
     this.backend.fill(this.stats, 0);
     for (let start = 0; start < count; start += maxBatch) {
       const batch = Math.min(maxBatch, count - start);
       const [tokens, targets] = this.uploadWindows(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
-      this.model.forwardLoss(tokens, targets, batch, seqLen, this.replica, this.stats, SLOT.LOSS);
+      await this.model.forwardLoss(tokens, targets, batch, seqLen, this.replica, this.stats, SLOT.LOSS);
     }
     const s = this.backend.download(this.stats);
     return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };

@@ -138,7 +138,7 @@ export class Trainer {
       const windows = this.train.windows(micro.start, micro.count);
       overhead += clock() - td;
       // Weight m_t·J/b: after the cross-rank average the accumulator is the mean over all b samples.
-      this.engine.microStep(windows, micro.count, seqLen, (micro.count * group.size) / stepSamples);
+      await this.engine.microStep(windows, micro.count, seqLen, (micro.count * group.size) / stepSamples);
     }
     const after: LoopState = { ...st, step: st.step + 1, samples: st.samples + stepSamples, tokens: st.tokens + stepSamples * seqLen };
     const flags = [hooks.shouldStop?.() ? 1 : 0, hooks.checkpointDue?.(after) ? 1 : 0];
@@ -199,7 +199,7 @@ export class Trainer {
       this.lastEvalBucket = bucket;
       overhead += clock() - tm;
       const te = clock();
-      const v = this.evaluate();
+      const v = await this.evaluate();
       const evalTime = clock() - te;
       st.elapsedS += evalTime;
       row.val_loss = v;
@@ -224,11 +224,11 @@ export class Trainer {
   }
 
   /** Mean validation loss over the fixed validation subset. */
-  evaluate(): number {
+  async evaluate(): Promise<number> {
     if (!this.validation) throw new Error('no validation data');
     const n = this.cfg.evalWindows;
     this.valWindows ??= this.validation.windows(0, n);
-    const r = this.engine.evalLoss(this.valWindows, n, this.cfg.seqLen, this.cfg.maxMicroBatch);
+    const r = await this.engine.evalLoss(this.valWindows, n, this.cfg.seqLen, this.cfg.maxMicroBatch);
     return r.lossSum / r.tokens;
   }
 

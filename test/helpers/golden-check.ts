@@ -21,7 +21,7 @@ export function fixturePath(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/golden/${name}.safetensors`, import.meta.url));
 }
 
-export function runGoldenCheck(backend: Backend, fixture: string, opts: { recompute?: boolean } = {}): void {
+export async function runGoldenCheck(backend: Backend, fixture: string, opts: { recompute?: boolean } = {}): Promise<void> {
   const f = SafetensorsReader.open(fixturePath(fixture));
   try {
     const fixtureConfig = JSON.parse(f.metadata.config!) as Record<string, unknown>;
@@ -64,7 +64,7 @@ export function runGoldenCheck(backend: Backend, fixture: string, opts: { recomp
       backend.fill(stats, 0);
       replica.beginStep();
       replica.beginMicroStep(1, stats, 2);
-      model.forwardBackward(tokT, tgtT, batch, seqLen, replica, replica, stats, 0, 1 / n);
+      await model.forwardBackward(tokT, tgtT, batch, seqLen, replica, replica, stats, 0, 1 / n);
       addSquaredNorm(backend, gradsOf(), stats, 3);
       const s = backend.download(stats);
       assert.equal(s[1], n, 'every token counted');

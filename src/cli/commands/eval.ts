@@ -40,7 +40,7 @@ function readSequences(path: string, vocab: number, maxLen: number): number[][] 
 }
 
 /** Σ loss and predicted-token count over sequences (each run alone at its own length). */
-function evalSequences(m: OpenedModel, model: Llama, seqs: number[][]): { lossSum: number; tokens: number } {
+async function evalSequences(m: OpenedModel, model: Llama, seqs: number[][]): Promise<{ lossSum: number; tokens: number }> {
   const b = model.backend;
   const out = b.alloc([2], 'f64');
   const cap = model.config.seq_len;
@@ -53,7 +53,7 @@ function evalSequences(m: OpenedModel, model: Llama, seqs: number[][]): { lossSu
     const gv = b.view(tgt, 0, [n]);
     b.upload(tv, s.slice(0, n));
     b.upload(gv, s.slice(1));
-    model.forwardLoss(tv, gv, 1, n, m.access, out, 0);
+    await model.forwardLoss(tv, gv, 1, n, m.access, out, 0);
   }
   const r = b.download(out);
   return { lossSum: r[0]!, tokens: r[1]! };
@@ -81,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = new Llama(backend, m.loaded.config);
   let result: { lossSum: number; tokens: number };
   if (values.tokens) {
-    result = evalSequences(m, model, readSequences(values.tokens, m.loaded.config.vocab, m.loaded.config.seq_len));
+    result = await evalSequences(m, model, readSequences(values.tokens, m.loaded.config.vocab, m.loaded.config.seq_len));
   } else {
     if (!m.tokenizer) throw new UserError(`${m.dir} has no tokenizer.json: pass --tokens FILE with token ids instead`);
     const runCfg = (m.loaded.trainerState?.config as { data?: unknown } | undefined)?.data;
@@ -93,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
     const w = ds.validation.windows(0, n);
     const T = m.loaded.config.seq_len;
     const seqs = Array.from({ length: n }, (_, i) => Array.from(w.subarray(i * (T + 1), (i + 1) * (T + 1))));
-    result = evalSequences(m, model, seqs);
+    result = await evalSequences(m, model, seqs);
   }
   if (result.tokens === 0) throw new UserError('nothing to evaluate: no sequence has two or more tokens');
   const loss = result.lossSum / result.tokens;
