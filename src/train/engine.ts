@@ -2,13 +2,8 @@
  * The numeric side of one optimizer step for a full replica (one process, or one DDP rank):
  * micro-steps accumulate the gradient and its statistics, `finishStep` reduces gradients and scalars
  * across ranks, `update` clips and applies AdamW. The training loop (trainer.ts) decides what to run.
- *
- * Statistics live in a small float64 device buffer and are downloaded once per step:
- *   LOSS, TOKENS      Σ loss and the token count of this rank's micro-steps
- *   MICRO             Σ_t ‖g_t‖² of this rank's micro-step gradients (taken as they are accumulated)
- *   LOCAL             ‖g_j‖² of the rank's accumulated gradient, before the reduction
- *   GLOBAL            ‖ḡ‖² of the reduced gradient (also what clipping uses)
- *   DOT               ⟨g_j, ḡ⟩ (inner-product tests; needs a copy of g_j to survive the reduction)
+ * Statistics live in a small float64 device buffer (slots in engine-api.ts), downloaded once per step;
+ * ⟨g_j, ḡ⟩ for the inner-product tests needs a copy of g_j to survive the reduction.
  */
 import type { Backend, Tensor } from '../backend/backend.js';
 import type { ProcessGroup } from '../dist/group.js';
@@ -16,45 +11,17 @@ import type { Llama } from '../model/llama.js';
 import { UnitBuffers } from '../model/params.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import { clipToNorm } from '../optim/clip.js';
+import { SLOT, STAT_SLOTS, WindowUploader, type StatRequest, type StepScalars, type TrainEngine } from './engine-api.js';
 import { LocalReplica } from './replica.js';
 
-export const SLOT = { LOSS: 0, TOKENS: 1, MICRO: 2, LOCAL: 3, GLOBAL: 4, DOT: 5 } as const;
-const STAT_SLOTS = 8;
+export { SLOT, type StatRequest, type StepScalars } from './engine-api.js';
 
-export interface StatRequest {
-  localNorms: boolean;
-  innerProducts: boolean;
-  /**
-   * Control flags raised by this rank (a stop request, a checkpoint due by wall clock); they ride in
-   * the step's scalar reduction, so every rank sees the same sums and acts on the same step.
-   */
-  flags?: readonly number[];
-}
-
-/** One step's scalars, identical on every rank after the reduction. */
-export interface StepScalars {
-  lossSum: number;
-  tokens: number;
-  /** Σ over ranks and micro-steps of ‖g_{j,t}‖². */
-  microSqNormSum: number;
-  /** Σ over ranks of ‖g_j‖² (null when not requested). */
-  localSqNormSum: number | null;
-  globalSqNorm: number;
-  dotSum: number | null;
-  dotSqSum: number | null;
-  finite: boolean;
-  /** Seconds spent on statistics the optimizer step itself does not need (norms for the tests). */
-  statsSeconds: number;
-  /** The control flags summed over ranks (same order as StatRequest.flags). */
-  flags: number[];
-}
-
-export class ReplicaEngine {
+export class ReplicaEngine implements TrainEngine {
+  readonly lockstep = false;
   readonly replica: LocalReplica;
   readonly adamw: AdamW;
   private readonly stats: Tensor;
-  private tokensT: Tensor | null = null;
-  private targetsT: Tensor | null = null;
+  private readonly uploader: WindowUploader;
   private localCopy: UnitBuffers | null = null;
   private microSteps = 0;
 
@@ -67,6 +34,7 @@ export class ReplicaEngine {
     this.replica = new LocalReplica(backend, model.layout);
     this.adamw = new AdamW(backend, model.layout, adamwConfig);
     this.stats = backend.alloc([STAT_SLOTS], 'f64');
+    this.uploader = new WindowUploader(backend);
   }
 
   beginStep(): void {
@@ -82,7 +50,7 @@ export class ReplicaEngine {
    */
   async microStep(windows: Int32Array, batch: number, seqLen: number, weight: number): Promise<void> {
     const n = batch * seqLen;
-    const [tokens, targets] = this.uploadWindows(windows, batch, seqLen);
+    const [tokens, targets] = this.uploader.upload(windows, batch, seqLen);
     this.replica.beginMicroStep(weight, this.stats, SLOT.MICRO);
     this.microSteps++;
     await this.model.forwardBackward(tokens, targets, batch, seqLen, this.replica, this.replica, this.stats, SLOT.LOSS, 1 / n);
@@ -146,34 +114,11 @@ export class ReplicaEngine {
     this.backend.fill(this.stats, 0);
     for (let start = 0; start < count; start += maxBatch) {
       const batch = Math.min(maxBatch, count - start);
-      const [tokens, targets] = this.uploadWindows(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
+      const [tokens, targets] = this.uploader.upload(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
       await this.model.forwardLoss(tokens, targets, batch, seqLen, this.replica, this.stats, SLOT.LOSS);
     }
     const s = this.backend.download(this.stats);
     return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
-  }
-
-  private uploadWindows(windows: Int32Array, batch: number, seqLen: number): [Tensor, Tensor] {
-    const w = seqLen + 1;
-    if (windows.length !== batch * w) throw new Error(`expected ${batch} windows of ${w} tokens, got ${windows.length} tokens`);
-    const n = batch * seqLen;
-    if (!this.tokensT || this.tokensT.size < n) {
-      if (this.tokensT) this.backend.free(this.tokensT);
-      if (this.targetsT) this.backend.free(this.targetsT);
-      this.tokensT = this.backend.alloc([n], 'i32');
-      this.targetsT = this.backend.alloc([n], 'i32');
-    }
-    const tokens = new Int32Array(n);
-    const targets = new Int32Array(n);
-    for (let r = 0; r < batch; r++) {
-      tokens.set(windows.subarray(r * w, r * w + seqLen), r * seqLen);
-      targets.set(windows.subarray(r * w + 1, r * w + w), r * seqLen);
-    }
-    const tv = this.backend.view(this.tokensT, 0, [n]);
-    const gv = this.backend.view(this.targetsT!, 0, [n]);
-    this.backend.upload(tv, tokens);
-    this.backend.upload(gv, targets);
-    return [tv, gv];
   }
 
   free(): void {
@@ -181,7 +126,6 @@ export class ReplicaEngine {
     this.adamw.free();
     this.localCopy?.free();
     this.backend.free(this.stats);
-    if (this.tokensT) this.backend.free(this.tokensT);
-    if (this.targetsT) this.backend.free(this.targetsT);
+    this.uploader.free();
   }
 }

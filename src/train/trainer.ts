@@ -15,7 +15,7 @@ import { planBatch } from '../batch/planner.js';
 import type { BatchLayout, BatchPlan, BatchSchedule, GradientStats, ScheduleDecision } from '../batch/types.js';
 import type { MetricsRow } from '../io/metrics.js';
 import { learningRate, type LrConfig } from '../optim/lr.js';
-import type { ReplicaEngine, StepScalars } from './engine.js';
+import type { StepScalars, TrainEngine } from './engine-api.js';
 import { shardStep } from '../data/sampler.js';
 
 export interface WindowSource {
@@ -36,6 +36,12 @@ export interface LoopConfig {
   evalEverySamples: number;
   evalWindows: number;
   maxNonFinite: number;
+  /**
+   * Plan batches as if for this many ranks (default: the group's size). One rank with planRanks = J
+   * runs exactly the batch sequence of a J-rank run, as J·M micro-steps: for equivalence checks and
+   * for debugging a distributed run on one process.
+   */
+  planRanks?: number;
 }
 
 /** Where the loop starts (zero for a fresh run; a checkpoint's counters on resume). */
@@ -82,7 +88,7 @@ export class Trainer {
   private lastEvalBucket: number;
 
   constructor(
-    readonly engine: ReplicaEngine,
+    readonly engine: TrainEngine,
     readonly schedule: BatchSchedule,
     readonly train: WindowSource,
     readonly validation: WindowSource | null,
@@ -94,7 +100,7 @@ export class Trainer {
   }
 
   get layout(): BatchLayout {
-    return { ranks: this.engine.group.size, maxMicroBatch: this.cfg.maxMicroBatch, maxBatch: this.cfg.maxBatch };
+    return { ranks: this.cfg.planRanks ?? this.engine.group.size, maxMicroBatch: this.cfg.maxMicroBatch, maxBatch: this.cfg.maxBatch };
   }
 
   done(): boolean {
@@ -133,7 +139,11 @@ export class Trainer {
 
     this.engine.beginStep();
     for (const micro of share) {
-      if (micro.count === 0) continue;
+      if (micro.count === 0) {
+        // Lockstep engines (FSDP) must join every collective: a zero-weight stand-in sample.
+        if (this.engine.lockstep) await this.engine.microStep(this.train.windows(st.samples, 1), 1, seqLen, 0, true);
+        continue;
+      }
       const td = clock();
       const windows = this.train.windows(micro.start, micro.count);
       overhead += clock() - td;
@@ -238,7 +248,8 @@ export class Trainer {
 
   private gradientStats(plan: BatchPlan, s: StepScalars, microSteps: number): GradientStats {
     return {
-      plan: { ...plan, accumSteps: microSteps },
+      // The layout actually run: J ranks of M micro-steps of m (a planRanks run differs from the plan).
+      plan: { ...plan, ranks: this.engine.group.size, accumSteps: microSteps },
       microSqNormSum: s.microSqNormSum,
       localSqNormSum: s.localSqNormSum,
       globalSqNorm: s.globalSqNorm,
