@@ -265,7 +265,8 @@ test('edited config.json, trainer state and manifest', () => {
   damaged(edit('trainer_state.json', (s) => s.replace('1234', '1235').replace('"step": 1', '"step": 2')), /trainer_state\.json/);
   damaged(edit('checksums.json', () => '{"format": "adabatch-checkpoint", '), /checksums\.json/, /not valid JSON/);
   damaged(edit('checksums.json', (s) => s.replace('"version": 1', '"version": 2')), /checksums\.json/, /newer adabatch/);
-  damaged(edit('checksums.json', (s) => s.replace('"layout": "consolidated"', '"layout": "sharded"')), /checksums\.json/, /layout "sharded" is not supported/);
+  damaged(edit('checksums.json', (s) => s.replace('"layout": "consolidated"', '"layout": "striped"')), /checksums\.json/, /layout "striped" is not supported/);
+  damaged(edit('checksums.json', (s) => s.replace('"layout": "consolidated"', '"layout": "sharded"')), /checksums\.json/, /does not list shard_index\.json/);
   damaged(edit('checksums.json', (s) => s.replace(/"config\.json": \{[^}]*\},?/, '')), /checksums\.json/, /does not list config\.json/);
 });
 

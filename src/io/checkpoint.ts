@@ -53,6 +53,7 @@ import type { UnitBuffers } from '../model/params.js';
 import { UserError } from '../util/errors.js';
 import { type FileDigest, HashingFileWriter, errCode, fsyncDir, removeTree, sha256Bytes, sha256File, writeFileDurable } from './fsutil.js';
 import { checkTensorSet, expectedModelTensors, type FoundTensor, hfConfigFromModel, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
+import { checkShardIndex, readShardedTensors, SHARD_INDEX_FILE } from './checkpoint-sharded.js';
 import { bytesToFloat32, readSafetensorsFile, readSafetensorsHeader, SafetensorsError, type TensorToWrite, writeSafetensorsFd } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'adabatch-checkpoint';
@@ -71,8 +72,10 @@ export const ADAMW_PREFIX = { m: 'exp_avg.', v: 'exp_avg_sq.' } as const;
 export interface CheckpointManifest {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
-  /** "consolidated": whole HF-named tensors. (A future FSDP "sharded" layout adds per-rank files.) */
-  layout: 'consolidated';
+  /** "consolidated": whole HF-named tensors; "sharded": per-rank shard files (checkpoint-sharded.ts). */
+  layout: 'consolidated' | 'sharded';
+  /** Ranks that wrote a sharded checkpoint. */
+  ranks?: number;
   /** The caller's step, used to order checkpoints (null if none was given). */
   step: number | null;
   /** ISO 8601 time of writing. */
@@ -412,7 +415,8 @@ export function readManifest(dir: string): CheckpointManifest {
   if (typeof m.version !== 'number' || !Number.isInteger(m.version)) throw new UserError(`${path}: field 'version' must be an integer`);
   if (m.version > CHECKPOINT_VERSION) throw new UserError(`${path}: checkpoint format version ${m.version} was written by a newer adabatch; this one reads version ${CHECKPOINT_VERSION}`);
   if (m.version < 1) throw new UserError(`${path}: unknown checkpoint format version ${m.version}`);
-  if (m.layout !== 'consolidated') throw new UserError(`${path}: layout ${JSON.stringify(m.layout)} is not supported by this version (only "consolidated")`);
+  if (m.layout !== 'consolidated' && m.layout !== 'sharded') throw new UserError(`${path}: layout ${JSON.stringify(m.layout)} is not supported by this version (only "consolidated" and "sharded")`);
+  const layout = m.layout;
   if (m.step !== null && m.step !== undefined && (typeof m.step !== 'number' || !Number.isInteger(m.step))) throw new UserError(`${path}: field 'step' must be an integer or null`);
   const files = m.files as Record<string, unknown>;
   if (!files || typeof files !== 'object' || Array.isArray(files)) throw new UserError(`${path}: field 'files' must be an object`);
@@ -423,10 +427,13 @@ export function readManifest(dir: string): CheckpointManifest {
       throw new UserError(`${path}: entry for '${name}' must be {size: integer, sha256: 64 hex digits}`);
     }
   }
-  for (const required of [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, CHECKPOINT_FILES.trainerState]) {
-    if (!Object.hasOwn(files, required)) throw new UserError(`${path}: does not list ${required}`);
+  const required = layout === 'sharded' ? [SHARD_INDEX_FILE, CHECKPOINT_FILES.config, CHECKPOINT_FILES.trainerState] : [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, CHECKPOINT_FILES.trainerState];
+  for (const file of required) {
+    if (!Object.hasOwn(files, file)) throw new UserError(`${path}: does not list ${file}`);
   }
-  return { format: CHECKPOINT_FORMAT, version: m.version, layout: 'consolidated', step: (m.step as number | null | undefined) ?? null, created: String(m.created ?? ''), files: files as Record<string, FileDigest> };
+  const out: CheckpointManifest = { format: CHECKPOINT_FORMAT, version: m.version, layout, step: (m.step as number | null | undefined) ?? null, created: String(m.created ?? ''), files: files as Record<string, FileDigest> };
+  if (layout === 'sharded') out.ranks = m.ranks as number;
+  return out;
 }
 
 /** Checks size and hash of a file against the manifest (without loading it). */
@@ -494,6 +501,11 @@ export function readCheckpoint(dir: string, opts: ReadCheckpointOptions = {}): C
   const { config, hfConfig } = configOf(dir, readVerifiedText(dir, F.config, manifest.files[F.config]!));
   const trainerState = parseTrainerState(readVerifiedText(dir, F.trainerState, manifest.files[F.trainerState]!), join(dir, F.trainerState));
   const tokenizerJson = manifest.files[F.tokenizer] ? readVerifiedText(dir, F.tokenizer, manifest.files[F.tokenizer]) : null;
+  if (manifest.layout === 'sharded') {
+    const indexText = readVerifiedText(dir, SHARD_INDEX_FILE, manifest.files[SHARD_INDEX_FILE]!);
+    const t = readShardedTensors(dir, manifest, config, indexText, opts.optimizer ?? true);
+    return { dir, manifest, config, hfConfig, tokenIds: hfTokenIds(hfConfig), model: t.model, optimizer: t.optimizer, optimizerMetadata: t.optimizerMetadata, trainerState, tokenizerJson };
+  }
 
   const modelFile = readSafetensorsFile(join(dir, F.model), { expect: manifest.files[F.model]! });
   checkModelFile(dir, config, modelFile.infos);
@@ -531,6 +543,10 @@ export function verifyCheckpoint(dir: string, opts: ReadCheckpointOptions = {}):
   }
   const { config } = configOf(dir, readFileSync(join(dir, CHECKPOINT_FILES.config), 'utf8'));
   parseTrainerState(readFileSync(join(dir, CHECKPOINT_FILES.trainerState), 'utf8'), join(dir, CHECKPOINT_FILES.trainerState));
+  if (manifest.layout === 'sharded') {
+    checkShardIndex(dir, readFileSync(join(dir, SHARD_INDEX_FILE), 'utf8'), config);
+    return manifest;
+  }
   const path = join(dir, CHECKPOINT_FILES.model);
   const fd = openSync(path, 'r');
   try {

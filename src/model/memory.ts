@@ -10,6 +10,8 @@ export interface MemoryOptions {
   recompute?: boolean;
   /** Ways the parameters, gradients and optimizer state are sharded (FSDP); 1 = a full replica. */
   shards?: number;
+  /** FSDP details (with shards > 1): what is gathered at once and whether a full local gradient is kept. */
+  fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
   /** Bytes per element of parameters, gradients and moments (float32). */
   bytesPerElement?: number;
 }
@@ -23,6 +25,8 @@ export interface MemoryEstimate {
   activations: number;
   /** Micro-step gradient scratch (the largest unit, plus the embedding and head while open). */
   gradScratch: number;
+  /** FSDP: full parameters of the units gathered at once (0 for a replica). */
+  gathered: number;
   /** Chunk × vocab logits scratch of the fused head kernel (at its default 1024-token chunk). */
   headScratch: number;
   total: number;
@@ -34,21 +38,37 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
   const shards = opts.shards ?? 1;
   const layout = buildLayout(config);
   const unitSizes = layout.units.map((u) => u.size);
-  const paramElems = unitSizes.reduce((a, b) => a + b, 0);
-  const owned = Math.ceil(paramElems / shards);
+  // A sharded unit is padded to shards·⌈S/shards⌉ elements; each rank owns one slice.
+  const padded = unitSizes.map((s) => Math.ceil(s / shards) * shards);
+  const owned = padded.reduce((a, b) => a + Math.ceil(b / shards), 0);
   const tokens = microBatch * config.seq_len;
   const ws = workspaceSizes(config, tokens);
   const cache = Object.values(ws.cache).reduce((a, b) => a + b, 0);
   const grads = Object.values(ws.grads).reduce((a, b) => a + b, 0);
   const caches = opts.recompute ? 1 : config.n_layers;
   const activations = ((config.n_layers + 1) * ws.residual + caches * cache + grads) * bytes;
-  const blockSize = Math.max(...unitSizes.slice(1, -1));
-  const gradScratch = (blockSize + unitSizes[0]! + unitSizes[unitSizes.length - 1]!) * bytes;
+  const embed = padded[0]!;
+  const head = padded[padded.length - 1]!;
+  const block = Math.max(...padded.slice(1, -1));
+  let gradScratch: number;
+  let gathered = 0;
+  if (shards > 1 || opts.fsdp) {
+    const f = opts.fsdp ?? { reshardAfterForward: true, unshardedAccumulation: false };
+    const tied = config.tie_embeddings;
+    // Gathered parameters: one unit at a time (the head with the embedding when tied), or all of them
+    // between forward and backward without resharding.
+    gathered = (f.reshardAfterForward ? Math.max(block, embed, head + (tied ? embed : 0)) : padded.reduce((a, b) => a + b, 0)) * bytes;
+    // Open full gradients: one block, or the head, with the (tied) embedding's open since the head.
+    gradScratch = ((tied ? embed : 0) + Math.max(block, head, tied ? 0 : embed)) * bytes;
+    if (f.unshardedAccumulation) gradScratch += padded.reduce((a, b) => a + b, 0) * bytes;
+  } else {
+    gradScratch = (block + embed + head) * bytes;
+  }
   const headScratch = Math.min(tokens, 1024) * config.vocab * bytes * 2;
   const params = owned * bytes;
   const gradsBytes = owned * bytes;
   const optimizer = 2 * owned * bytes;
-  return { params, grads: gradsBytes, optimizer, activations, gradScratch, headScratch, total: params + gradsBytes + optimizer + activations + gradScratch + headScratch };
+  return { params, grads: gradsBytes, optimizer, activations, gradScratch, gathered, headScratch, total: params + gradsBytes + optimizer + activations + gradScratch + gathered + headScratch };
 }
 
 export function formatBytes(n: number): string {

@@ -9,11 +9,14 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { BatchSchedule, ScheduleState } from '../batch/types.js';
 import type { NoiseScaleTracker } from '../batch/noise-scale.js';
-import { ADAMW_PREFIX, checkpointName, pruneCheckpoints, tensorEntriesFromBuffers, writeCheckpoint, type CheckpointData } from '../io/checkpoint.js';
-import { tensorsWithPrefix } from '../io/checkpoint.js';
+import { ADAMW_PREFIX, checkpointName, pruneCheckpoints, tensorEntriesFromBuffers, tensorsWithPrefix, writeCheckpoint, type CheckpointData } from '../io/checkpoint.js';
+import { writeShardedCheckpoint } from '../io/checkpoint-sharded.js';
+import type { HostArray, Tensor } from '../backend/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import type { ReplicaEngine } from './engine.js';
+import type { TrainEngine } from './engine-api.js';
+import { FsdpEngine } from './fsdp.js';
 import type { LoopState } from './trainer.js';
 
 export const checkpointConfigSchema = z
@@ -55,7 +58,7 @@ export interface TrainerStateJson {
 export interface CheckpointContext {
   runDir: string;
   config: CheckpointConfig;
-  engine: ReplicaEngine;
+  engine: TrainEngine;
   schedule: BatchSchedule;
   noise: NoiseScaleTracker;
   modelConfig: ModelConfig;
@@ -90,7 +93,11 @@ export class Checkpointer {
     return false;
   }
 
-  save(state: LoopState, lr: number | null): string {
+  /**
+   * Writes a checkpoint: a replica engine's rank 0 writes the consolidated form (other ranks return
+   * null); FSDP ranks write their shards together (a collective: every rank calls it).
+   */
+  async save(state: LoopState, lr: number | null): Promise<string | null> {
     const { engine, schedule, noise } = this.ctx;
     const trainerState: TrainerStateJson = {
       format: TRAINER_STATE_FORMAT,
@@ -110,16 +117,34 @@ export class Checkpointer {
       metrics_rows: state.step,
       config: this.ctx.fullConfig,
     };
-    const dir = writeCheckpoint(this.dir, checkpointName(state.step), {
+    const common = {
       config: this.ctx.modelConfig,
-      model: tensorEntriesFromBuffers(engine.replica.params),
-      optimizer: [...tensorEntriesFromBuffers(engine.adamw.m, ADAMW_PREFIX.m), ...tensorEntriesFromBuffers(engine.adamw.v, ADAMW_PREFIX.v)],
-      optimizerMetadata: { adamw_step: String(engine.adamw.step) },
       trainerState: trainerState as unknown as Record<string, unknown>,
       ...(this.ctx.tokenizerJson !== null && { tokenizerJson: this.ctx.tokenizerJson }),
       tokenIds: this.ctx.tokenIds,
       step: state.step,
-    }, { overwrite: true });
+    };
+    const group = engine.group;
+    let dir: string;
+    if (engine instanceof FsdpEngine) {
+      const b = engine.backend;
+      const shard = (t: Tensor) => (): HostArray => b.download(t);
+      dir = await writeShardedCheckpoint(this.dir, checkpointName(state.step), {
+        ...common,
+        params: engine.params.map(shard),
+        optimizer: { m: engine.adamw.m.units.map(shard), v: engine.adamw.v.units.map(shard), metadata: { adamw_step: String(engine.adamw.step) } },
+      }, { rank: group.rank, size: group.size, barrier: () => group.barrier(), agree: async (x) => (await group.allReduceScalars(Float64Array.of(x), 'sum'))[0]! });
+      if (group.rank !== 0) return dir;
+    } else {
+      if (group.rank !== 0) return null;
+      const e = engine as ReplicaEngine;
+      dir = writeCheckpoint(this.dir, checkpointName(state.step), {
+        ...common,
+        model: tensorEntriesFromBuffers(e.replica.params),
+        optimizer: [...tensorEntriesFromBuffers(e.adamw.m, ADAMW_PREFIX.m), ...tensorEntriesFromBuffers(e.adamw.v, ADAMW_PREFIX.v)],
+        optimizerMetadata: { adamw_step: String(e.adamw.step) },
+      }, { overwrite: true });
+    }
     pruneCheckpoints(this.dir, this.ctx.config.keep_last, { protect: [checkpointName(state.step)] });
     this.lastSamples = state.samples;
     this.lastTime = performance.now();
@@ -127,14 +152,25 @@ export class Checkpointer {
   }
 }
 
-/** Restores parameters, moments and the optimizer step from a checkpoint into the engine. */
-export function restoreEngine(engine: ReplicaEngine, data: CheckpointData): void {
+/**
+ * Restores parameters, moments and the optimizer step from a (consolidated or consolidated-on-read)
+ * checkpoint into either engine, so a run saved on N ranks resumes on any M ranks.
+ */
+export function restoreEngine(engine: TrainEngine, data: CheckpointData): void {
   const state = parseTrainerState(data.trainerState, data.dir);
-  engine.replica.params.fromHost(data.model);
-  if (!data.optimizer) throw new UserError(`${data.dir}: the checkpoint has no optimizer state (optimizer.safetensors), so it cannot be resumed exactly`);
-  engine.adamw.m.fromHost(tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.m));
-  engine.adamw.v.fromHost(tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.v));
-  engine.adamw.step = state.adamw_step;
+  if (!data.optimizer) throw new UserError(`${data.dir}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
+  const m = tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.m);
+  const v = tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.v);
+  if (engine instanceof FsdpEngine) {
+    engine.loadParams(data.model);
+    engine.loadOptimizer(m, v, state.adamw_step);
+    return;
+  }
+  const e = engine as ReplicaEngine;
+  e.replica.params.fromHost(data.model);
+  e.adamw.m.fromHost(m);
+  e.adamw.v.fromHost(v);
+  e.adamw.step = state.adamw_step;
 }
 
 export function parseTrainerState(raw: Record<string, unknown>, dir: string): TrainerStateJson {

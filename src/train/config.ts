@@ -35,6 +35,21 @@ export const trainConfigSchema = z
     /** Start from these weights (a Hugging Face Llama directory or an adabatch checkpoint): continued pretraining. */
     init_from: z.string().min(1).optional(),
     checkpoint: checkpointConfigSchema.prefault({}),
+    /**
+     * How parameters live across data-parallel ranks: `ddp` (a full replica per rank, one all-reduce
+     * per block) or `fsdp` (ZeRO-3: each rank owns 1/J of every block's parameters, gradients and
+     * optimizer state; see docs/distributed.md).
+     */
+    parallel: z
+      .object({
+        strategy: z.enum(['ddp', 'fsdp']).default('ddp'),
+        /** fsdp: free gathered parameters after forward and gather again for backward. */
+        reshard_after_forward: z.boolean().default(true),
+        /** fsdp: keep a full local gradient (one more gradient of memory) so ‖g_j‖² exists: needed by the per-sample and paper estimators. */
+        unsharded_accumulation: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
     data: z.union([syntheticSchema, dataConfigSchema]).prefault({}),

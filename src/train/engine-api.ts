@@ -5,6 +5,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import type { ProcessGroup } from '../dist/group.js';
 import type { Llama } from '../model/llama.js';
+import type { AdamW } from '../optim/adamw.js';
 
 /**
  * Slots of the per-step float64 statistics buffer (on the device; downloaded once per step):
@@ -50,6 +51,8 @@ export interface TrainEngine {
   readonly backend: Backend;
   readonly model: Llama;
   readonly group: ProcessGroup;
+  /** The optimizer (its moments mirror this rank's parameters: whole units or shards). */
+  readonly adamw: AdamW;
   /**
    * Every rank must run the same sequence of micro-steps (FSDP's per-unit collectives): a rank with
    * no samples left in a shortened step runs a zero-weight dummy micro-step instead of none.

@@ -115,6 +115,24 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     }
   }
 
+  /** Loads this rank's AdamW moment shards from full named moments, and the step counter. */
+  loadOptimizer(m: Map<string, ArrayLike<number>>, v: Map<string, ArrayLike<number>>, step: number): void {
+    const r = this.group.rank;
+    for (const [moments, target] of [[m, this.adamw.m], [v, this.adamw.v]] as const) {
+      for (const unit of this.model.layout.units) {
+        const s = this.shardSize[unit.index]!;
+        const flat = new Float32Array(this.padded(unit.index));
+        for (const view of unit.views) {
+          const data = moments.get(view.name);
+          if (!data || data.length !== view.size) throw new Error(`missing or mis-sized optimizer moment for '${view.name}'`);
+          flat.set(data, view.offset);
+        }
+        this.backend.upload(target.unit(unit.index), flat.subarray(r * s, (r + 1) * s));
+      }
+    }
+    this.adamw.step = step;
+  }
+
   /** The full parameters by name, gathered from every rank (a collective: every rank must call it). */
   async gatherParams(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();

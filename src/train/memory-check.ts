@@ -33,10 +33,11 @@ export interface MemoryCheckOptions {
   ranksInProcess: number;
   /** FSDP shard count (1 for DDP/local). */
   shards: number;
+  fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
 }
 
 export function processEstimate(config: ModelConfig, microBatch: number, o: MemoryCheckOptions): MemoryEstimate & { perRank: number } {
-  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards });
+  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards, ...(o.fsdp && { fsdp: o.fsdp }) });
   return { ...e, perRank: e.total, total: e.total * o.ranksInProcess };
 }
 
@@ -50,10 +51,10 @@ export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCh
       break;
     }
   }
-  const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, scratch ${formatBytes(e.gradScratch + e.headScratch)}`;
+  const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, ${e.gathered ? `gathered units ${formatBytes(e.gathered)}, ` : ''}scratch ${formatBytes(e.gradScratch + e.headScratch)}`;
   const per = o.ranksInProcess > 1 ? ` (${o.ranksInProcess} ranks in this process × ${formatBytes(e.perRank)})` : '';
   const advice = fit > 0
     ? `the largest micro batch that fits is ${fit} (set batch.max_micro=${fit}; the global batch is reached by accumulation)`
-    : `no micro batch fits: even 1 sequence needs ${formatBytes(processEstimate(config, 1, o).total)}; use recompute: true, FSDP with more ranks, or a smaller model`;
+    : `no micro batch fits: even 1 sequence needs ${formatBytes(processEstimate(config, 1, o).total)}; use recompute: true, parallel.strategy: fsdp with more ranks, or a smaller model`;
   throw new UserError(`not enough memory: the estimate is ${formatBytes(e.total)}${per} for micro batch ${microBatch} (${parts}), but only ${formatBytes(available)} is available; ${advice}`);
 }

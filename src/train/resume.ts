@@ -10,7 +10,7 @@ import { UserError, parseOrThrow } from '../util/errors.js';
 import { applyOverride, trainConfigSchema, type TrainConfig } from './config.js';
 
 /** Top-level sections that may change on resume. */
-export const RESUMABLE_CHANGES = ['budget', 'eval', 'checkpoint', 'log_every_s', 'threads', 'max_nonfinite', 'run_dir'] as const;
+export const RESUMABLE_CHANGES = ['budget', 'eval', 'checkpoint', 'log_every_s', 'threads', 'max_nonfinite', 'run_dir', 'parallel'] as const;
 
 function readYaml(path: string): Record<string, unknown> {
   let text: string;

@@ -26,6 +26,8 @@ import { UserError } from '../util/errors.js';
 import { Checkpointer, parseTrainerState, restoreEngine } from './checkpointer.js';
 import type { TrainConfig } from './config.js';
 import { ReplicaEngine } from './engine.js';
+import type { TrainEngine } from './engine-api.js';
+import { FsdpEngine } from './fsdp.js';
 import { checkMemory } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths } from './resume.js';
@@ -159,7 +161,10 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     schedule.restore(trainerState.schedule);
     noise.restore(trainerState.noise_scale);
   }
-  const mem = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: group?.kind === 'threads' ? ranks : 1, shards: 1 });
+  const fsdp = cfg.parallel.strategy === 'fsdp';
+  if (fsdp && schedule.needs.innerProducts) throw new UserError(`batch schedule '${schedule.name}' needs ⟨g_j, ḡ⟩, which FSDP does not provide; use parallel.strategy: ddp`);
+  if (fsdp && schedule.needs.localNorms && !cfg.parallel.unsharded_accumulation) throw new UserError(`batch schedule '${schedule.name}' needs each rank's accumulated gradient norm ‖g_j‖²: under FSDP set parallel.unsharded_accumulation: true (one extra gradient of memory per rank)`);
+  const mem = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: group?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
 
   mkdirSync(runDir, { recursive: true });
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
@@ -175,11 +180,21 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const backend = opts.backend ?? createBackend(cfg.backend, { threads });
   const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
   const model = new Llama(backend, mc, { recompute: cfg.recompute });
-  const engine = new ReplicaEngine(backend, model, pg, cfg.optim);
+  let engine: TrainEngine;
+  const initial = init?.tensors ?? (resumeFrom ? null : initialParameters(model.layout, cfg.seed));
+  if (fsdp) {
+    const e = new FsdpEngine(backend, model, pg, cfg.optim, { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation });
+    if (initial) e.loadParams(initial);
+    engine = e;
+  } else {
+    const e = new ReplicaEngine(backend, model, pg, cfg.optim);
+    if (initial) e.replica.params.fromHost(initial);
+    engine = e;
+  }
   if (resumeFrom) restoreEngine(engine, resumeFrom);
-  else engine.replica.params.fromHost(init?.tensors ?? initialParameters(model.layout, cfg.seed));
   const paramM = (model.layout.paramCount / 1e6).toFixed(2);
   log(`model ${init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
+  if (fsdp) log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? ', plus a full local gradient (unsharded accumulation)' : ''}`);
   log(`schedule ${schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${runDir}`);
   if (resumeFrom) log(`resuming from ${resumeFrom.dir} (step ${startState!.step}, ${startState!.samples} samples)`);
 
@@ -220,11 +235,10 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     trainer.state.samples,
   );
   const currentLr = (): number => learningRate(cfg.lr, trainer.state.samples, budgetSamples);
-  const saveCheckpoint = (): string | null => {
-    if (!rank0) return null;
-    const dir = checkpointer.save(trainer.state, currentLr());
-    progress.log(`checkpoint ${dir}`);
-    return dir;
+  const saveCheckpoint = async (): Promise<string | null> => {
+    const dir = await checkpointer.save(trainer.state, currentLr());
+    if (rank0) progress.log(`checkpoint ${dir}`);
+    return rank0 ? dir : null;
   };
 
   const metrics = rank0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
@@ -238,7 +252,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
       ...(opts.shouldStop && { shouldStop: opts.shouldStop }),
       // Rank 0's clock decides (ranks' clocks differ); the flag is agreed in the step's reduction.
       checkpointDue: (st) => rank0 && checkpointer.due(st),
-      onStep: (rec, st) => {
+      onStep: async (rec, st) => {
         metrics?.write(rec.row);
         const b = rec.row.batch_size as number;
         if (summary.initialBatch === 0) summary.initialBatch = b;
@@ -250,11 +264,11 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
         if (typeof rec.row.val_loss === 'number') lastVal = rec.row.val_loss;
         summary.trainLoss = rec.row.loss as number;
         progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: rec.row.loss as number, batch: b, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: lastVal }, rec.row.val_loss !== undefined);
-        if (rec.checkpoint && !rec.stop && !trainer.done()) summary.checkpoint = saveCheckpoint();
+        if (rec.checkpoint && !rec.stop && !trainer.done()) summary.checkpoint = await saveCheckpoint();
       },
     });
     summary.stoppedEarly = !trainer.done();
-    if (cfg.checkpoint.at_end || summary.stoppedEarly) summary.checkpoint = saveCheckpoint();
+    if (cfg.checkpoint.at_end || summary.stoppedEarly) summary.checkpoint = await saveCheckpoint();
   } finally {
     progress.finish();
     metrics?.close();
