@@ -80,3 +80,28 @@ test('non-finite gradients skip the step, are logged, and stop the run after max
   const after = rig.engine.replica.params.toHost();
   assert.equal(after.get('model.layers.1.mlp.up_proj.weight')![0], params.get('model.layers.1.mlp.up_proj.weight')![0], 'no update was applied');
 });
+
+test('the coordinate-wise norm test (experimental) runs in the loop, its statistic equal to the exact quantile', async () => {
+  const { createSchedule } = await import('../src/batch/index.js');
+  const { coordinateNormStat, coordinateThreshold } = await import('../src/batch/coordinate.js');
+  const schedule = createSchedule({ schedule: 'coordinate', eta: 0.5, initial: 4, max: 32, max_micro: 2, quantile: 0.9, threshold: 0.1 });
+  const rig = makeRig(schedule, { budgetSamples: 4, maxMicroBatch: 2, clip: 0 });
+  const stats: GradientStats[] = [];
+  await rig.trainer.run({ noiseScale: (s) => (stats.push(s), null) });
+  const got = stats[0]!.coordinateStat;
+  assert.ok(typeof got === 'number' && got > 0, `coordinate statistic ${got}`);
+  // Independent: materialise the two micro-step gradients and compute the exact quantile.
+  const solo = makeRig(new ConstantSchedule(2), { budgetSamples: 2, maxMicroBatch: 2 });
+  const grads: Float64Array[] = [];
+  for (let t = 0; t < 2; t++) {
+    solo.engine.beginStep();
+    await solo.engine.microStep(solo.stream.windows(t * 2, 2), 2, 16, 1);
+    await solo.engine.finishStep({ localNorms: false, innerProducts: false });
+    grads.push(flat(solo.engine.replica.grads.toHost()));
+  }
+  const mean = grads[0]!.map((v, i) => (v + grads[1]![i]!) / 2);
+  const sq = grads[0]!.map((v, i) => v * v + grads[1]![i]! ** 2);
+  const g2 = mean.reduce((s, v) => s + v * v, 0);
+  const exact = coordinateNormStat(sq, mean, { samples: 2, microBatch: 2 }, { quantile: 0.9, minAbsMean: coordinateThreshold(0.1, g2, mean.length) });
+  assert.ok(exact !== null && Math.abs(got! - exact) / exact < 0.04, `histogram ${got} vs exact ${exact} (±3.1% bins)`);
+});

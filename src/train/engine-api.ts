@@ -27,6 +27,12 @@ export interface StatRequest {
    * the step's scalar reduction, so every rank sees the same sums and acts on the same step.
    */
   flags?: readonly number[];
+  /**
+   * The coordinate-wise norm test's statistic (experimental): per coordinate Σ_{j,t} g_{j,t,i}² is
+   * accumulated on the host from every micro-step gradient and reduced across ranks (a reduction of
+   * the whole model's size), then the quantile of Var_i/ḡ_i² (batch/coordinate.ts) is returned.
+   */
+  coordinates?: { quantile: number; threshold: number; microBatch: number };
 }
 
 /** One step's scalars, identical on every rank after the reduction. */
@@ -45,6 +51,8 @@ export interface StepScalars {
   statsSeconds: number;
   /** The control flags summed over ranks (same order as StatRequest.flags). */
   flags: number[];
+  /** The coordinate statistic when requested (null when no coordinate passed the threshold). */
+  coordinateStat: number | null;
 }
 
 export interface TrainEngine {
@@ -58,6 +66,8 @@ export interface TrainEngine {
    * no samples left in a shortened step runs a zero-weight dummy micro-step instead of none.
    */
   readonly lockstep: boolean;
+  /** Told once what the schedule will ask of finishStep, before the first micro-step. */
+  prepareStatistics?(needs: { coordinates: boolean }): void;
   beginStep(): void;
   /** One micro-step on batch × (seqLen+1) tokens whose mean-loss gradient enters with `weight`. */
   microStep(windows: Int32Array, batch: number, seqLen: number, weight: number, dummy?: boolean): Promise<void>;

@@ -12,18 +12,22 @@ import { UnitBuffers } from '../model/params.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import { clipToNorm } from '../optim/clip.js';
 import { SLOT, STAT_SLOTS, WindowUploader, type StatRequest, type StepScalars, type TrainEngine } from './engine-api.js';
+import { CoordinateHistogram, coordinateThreshold } from '../batch/coordinate.js';
 import { LocalReplica } from './replica.js';
 
 export { SLOT, type StatRequest, type StepScalars } from './engine-api.js';
 
 export class ReplicaEngine implements TrainEngine {
   readonly lockstep = false;
+
   readonly replica: LocalReplica;
   readonly adamw: AdamW;
   private readonly stats: Tensor;
   private readonly uploader: WindowUploader;
   private localCopy: UnitBuffers | null = null;
   private microSteps = 0;
+  /** Per unit Σ_t g_t² on the host, while the coordinate statistic is requested. */
+  private coordSq: Float64Array[] | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -42,6 +46,7 @@ export class ReplicaEngine implements TrainEngine {
     this.replica.beginStep();
     this.replica.statsSeconds = 0;
     this.microSteps = 0;
+    if (this.coordSq) for (const a of this.coordSq) a.fill(0);
   }
 
   /**
@@ -54,6 +59,32 @@ export class ReplicaEngine implements TrainEngine {
     this.replica.beginMicroStep(weight, this.stats, SLOT.MICRO);
     this.microSteps++;
     await this.model.forwardBackward(tokens, targets, batch, seqLen, this.replica, this.replica, this.stats, SLOT.LOSS, 1 / n);
+  }
+
+  /** With the coordinate test, accumulate per-coordinate squared micro-step gradients (host-side, slow: experimental). */
+  prepareStatistics(needs: { coordinates: boolean }): void {
+    if (needs.coordinates && !this.coordSq) {
+      this.coordSq = this.model.layout.units.map((u) => new Float64Array(u.size));
+      this.replica.onMicroGrad = (unit, grad) => {
+        const t0 = performance.now();
+        const g = this.backend.download(grad);
+        const acc = this.coordSq![unit]!;
+        for (let i = 0; i < acc.length; i++) acc[i] += g[i]! * g[i]!;
+        this.replica.statsSeconds += (performance.now() - t0) / 1000;
+      };
+    }
+  }
+
+  /** The coordinate statistic from Σ_{j,t} g² (reduced across ranks) and the reduced gradient ḡ. */
+  private async coordinateStat(c: NonNullable<StatRequest['coordinates']>, globalSqNorm: number): Promise<number | null> {
+    const J = this.group.size;
+    const hist = new CoordinateHistogram({ samples: J * this.microSteps, microBatch: c.microBatch }, coordinateThreshold(c.threshold, globalSqNorm, this.model.layout.paramCount));
+    for (let u = 0; u < this.coordSq!.length; u++) {
+      const sq = J > 1 ? await this.group.allReduceScalars(this.coordSq![u]!, 'sum') : this.coordSq![u]!;
+      hist.add(sq, this.backend.download(this.replica.grads.unit(u)) as Float32Array);
+    }
+    // No coordinate above the threshold: none asks for a larger batch.
+    return hist.quantile(c.quantile) ?? 0;
   }
 
   /** Reduces the gradient across ranks and returns the step's statistics. */
@@ -97,7 +128,13 @@ export class ReplicaEngine implements TrainEngine {
       finite: false,
       statsSeconds,
       flags: Array.from(r.subarray(6, 6 + flags.length)),
+      coordinateStat: null,
     };
+    if (req.coordinates && this.coordSq && this.microSteps > 0) {
+      const t2 = performance.now();
+      out.coordinateStat = await this.coordinateStat(req.coordinates, globalSqNorm);
+      out.statsSeconds += (performance.now() - t2) / 1000;
+    }
     out.finite = [out.lossSum, out.microSqNormSum, globalSqNorm, r[3]!, r[4]!].every(Number.isFinite);
     return out;
   }

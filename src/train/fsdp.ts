@@ -234,6 +234,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
 
   async finishStep(req: StatRequest): Promise<StepScalars> {
     if (req.innerProducts) throw new Error('the inner-product tests are not available under FSDP (they need ⟨g_j, ḡ⟩ with ḡ unsharded)');
+    if (req.coordinates) throw new Error('the coordinate-wise norm test is not available under FSDP');
     const b = this.backend;
     const J = this.group.size;
     if (this.microIndex < 0) for (const g of this.grads) b.fill(g, 0);
@@ -269,6 +270,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
       finite: [r[0]!, r[2]!, r[3]!, r[4]!].every(Number.isFinite),
       statsSeconds: this.statsSeconds,
       flags: Array.from(r.subarray(5, 5 + flags.length)),
+      coordinateStat: null,
     };
     return out;
   }

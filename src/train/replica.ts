@@ -25,6 +25,8 @@ export class LocalReplica implements UnitAccess, GradSink {
   private statSlot = 0;
   /** Seconds spent in statistic-only kernels (the first micro-step's norm), for overhead reports. */
   statsSeconds = 0;
+  /** Sees every micro-step gradient of a unit before it is weighted and accumulated (coordinate statistics). */
+  onMicroGrad: ((unit: number, grad: Tensor) => void) | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -72,6 +74,7 @@ export class LocalReplica implements UnitAccess, GradSink {
     if (!t) throw new Error(`ready(${unit}) for a unit with no open gradient`);
     this.open.delete(unit);
     const b = this.backend;
+    this.onMicroGrad?.(unit, t);
     if (this.microIndex === 0) {
       const t0 = performance.now();
       b.sumSquares(t, this.stats!, this.statSlot);

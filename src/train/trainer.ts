@@ -97,6 +97,7 @@ export class Trainer {
   ) {
     this.state = start ? { ...start } : { step: 0, samples: 0, tokens: 0, skippedInARow: 0, elapsedS: 0 };
     this.lastEvalBucket = this.evalBucket(this.state.samples);
+    engine.prepareStatistics?.(schedule.needs);
   }
 
   get layout(): BatchLayout {
@@ -152,7 +153,8 @@ export class Trainer {
     }
     const after: LoopState = { ...st, step: st.step + 1, samples: st.samples + stepSamples, tokens: st.tokens + stepSamples * seqLen };
     const flags = [hooks.shouldStop?.() ? 1 : 0, hooks.checkpointDue?.(after) ? 1 : 0];
-    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, flags });
+    const coord = this.schedule.needs.coordinates ? (this.schedule as { coordinate?: { quantile: number; threshold: number } }).coordinate : undefined;
+    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, flags, ...(coord && { coordinates: { ...coord, microBatch: plan.microBatch } }) });
 
     const ts = clock();
     const lr = learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples);
@@ -255,7 +257,7 @@ export class Trainer {
       globalSqNorm: s.globalSqNorm,
       dotSum: s.dotSum,
       dotSqSum: s.dotSqSum,
-      coordinateStat: null,
+      coordinateStat: s.coordinateStat,
     };
   }
 }
