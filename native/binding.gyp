@@ -1,4 +1,5 @@
-# The adabatch native addon (N-API, C++17): OpenBLAS sgemm plus vectorised kernels.
+# The adabatch native addon (N-API, C++17): OpenBLAS sgemm plus vectorised kernels, and the
+# collectives of data parallelism (threads always; MPI when mpi.h is found, see mpi-config.mjs).
 #
 #   Release: -O3 for x86-64-v3 (AVX2 + FMA; runs on Zen 4 and Intel AVX-512 machines alike,
 #            OpenBLAS picks its own AVX-512 kernels at run time). Never -march=native.
@@ -26,6 +27,8 @@
         'src/swiglu.cc',
         'src/head_loss.cc',
         'src/adamw.cc',
+        'src/comm.cc',
+        'src/comm_threads.cc',
       ],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
@@ -36,6 +39,16 @@
         '-fopenmp-simd', '-fno-math-errno', '-fno-trapping-math', '-Wall', '-Wextra', '-Wno-unused-parameter',
       ],
       'libraries': ['-lopenblas', '-lpthread'],
+      'conditions': [
+        ['<!(node mpi-config.mjs available)==1', {
+          'sources': ['src/comm_mpi.cc'],
+          'defines': ['OMPI_SKIP_MPICXX=1', 'MPICH_SKIP_MPICXX=1'],
+          'cflags_cc': ['<!@(node mpi-config.mjs cflags)'],
+          'libraries': ['<!@(node mpi-config.mjs libs)'],
+        }, {
+          'sources': ['src/comm_mpi_stub.cc'],
+        }],
+      ],
       'configurations': {
         'Release': {
           'cflags_cc': ['-O3'],

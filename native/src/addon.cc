@@ -1,9 +1,10 @@
 // Module entry point. Context-aware (Napi::Addon): the addon can be loaded by the main thread and
 // by any number of worker_threads; per-environment state lives in the Addon instance, and the only
-// process-wide state is the thread-safe buffer registry.
+// process-wide state is the thread-safe buffer registry (and the thread groups of comm_threads.cc).
 #include <cblas.h>
 #include <napi.h>
 
+#include "comm.h"
 #include "context.h"
 #include "registry.h"
 #include "simd512.h"
@@ -19,10 +20,12 @@ class AdabatchAddon : public Napi::Addon<AdabatchAddon> {
     openblas_set_num_threads(1);
     DefineAddon(exports, {
                              InstanceValue("Context", Context::Define(env)),
+                             InstanceValue("Communicator", comm::DefineCommunicator(env)),
                              InstanceMethod("liveBufferCount", &AdabatchAddon::LiveBufferCount),
                              InstanceMethod("blasConfig", &AdabatchAddon::BlasConfig),
                              InstanceMethod("bufferIsLive", &AdabatchAddon::BufferIsLive),
                          });
+    comm::DefineFunctions(env, exports);
   }
 
  private:
