@@ -4,7 +4,6 @@
  * metrics, progress and checkpoints, and summarise.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor } from '../batch/index.js';
@@ -13,6 +12,7 @@ import { createBackend } from '../backend/registry.js';
 import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
+import { agreeOnRun, broadcastUnits, defaultKernelThreads } from '../dist/ddp.js';
 import { LocalGroup, type ProcessGroup } from '../dist/group.js';
 import { readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
 import { loadModelDir } from '../io/hf.js';
@@ -61,8 +61,7 @@ export interface RunOptions {
   log?: (msg: string) => void;
 }
 
-function defaultRunDir(): string {
-  const d = new Date();
+function defaultRunDir(d: Date): string {
   const p = (n: number): string => String(n).padStart(2, '0');
   return join('runs', `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`);
 }
@@ -119,12 +118,17 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const group = opts.group ?? null;
   const rank0 = !group || group.rank === 0;
   const ranks = group?.size ?? 1;
-  const runDir = cfg.run_dir ?? defaultRunDir();
+  // Ranks must run the same config (checked); a default run directory is named by rank 0's clock.
+  const started = group ? await agreeOnRun(group, cfg) : new Date();
+  const runDir = cfg.run_dir ?? defaultRunDir(started);
 
   // Where the weights come from: the run's newest checkpoint (resume), init_from, or a fresh init.
   let resumeFrom: CheckpointData | null = null;
   if (opts.resume) {
+    // Rank 0 reads first: reading repairs an interrupted checkpoint write in place, which must not race.
+    if (group && !rank0) await group.barrier();
     const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
+    if (group && rank0) await group.barrier();
     if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
     resumeFrom = found.data;
   } else if (existsSync(join(runDir, 'metrics.jsonl'))) {
@@ -176,7 +180,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   }
 
   // One rank uses every core; several ranks in one process run one kernel thread each (DESIGN.md).
-  const threads = cfg.threads ?? (group?.kind === 'threads' ? 1 : availableParallelism());
+  const threads = cfg.threads ?? defaultKernelThreads(group);
   const backend = opts.backend ?? createBackend(cfg.backend, { threads });
   const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
   const model = new Llama(backend, mc, { recompute: cfg.recompute });
@@ -192,6 +196,10 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     engine = e;
   }
   if (resumeFrom) restoreEngine(engine, resumeFrom);
+  // DDP replicas start from rank 0's weights (and moments on resume), whatever each rank loaded.
+  if (engine instanceof ReplicaEngine && ranks > 1) {
+    for (const buffers of resumeFrom ? [engine.replica.params, engine.adamw.m, engine.adamw.v] : [engine.replica.params]) await broadcastUnits(pg, buffers);
+  }
   const paramM = (model.layout.paramCount / 1e6).toFixed(2);
   log(`model ${init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
   if (fsdp) log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? ', plus a full local gradient (unsharded accumulation)' : ''}`);

@@ -17,6 +17,7 @@ import type { MetricsRow } from '../io/metrics.js';
 import { learningRate, type LrConfig } from '../optim/lr.js';
 import type { StepScalars, TrainEngine } from './engine-api.js';
 import { shardStep } from '../data/sampler.js';
+import { collectiveSeconds } from '../dist/group.js';
 
 export interface WindowSource {
   readonly seqLen: number;
@@ -126,6 +127,7 @@ export class Trainer {
     const st = this.state;
     const { seqLen } = this.cfg;
     const group = this.engine.group;
+    const comm0 = collectiveSeconds(group);
 
     const target = this.schedule.targetBatch(st.samples);
     let plan = planBatch(target, this.layout, this.schedule.needs.microSamples);
@@ -224,6 +226,8 @@ export class Trainer {
     row.overhead_s = overhead;
     // Statistics for the batch test (norms beyond what clipping needs) plus the decision itself.
     row.stats_s = scalars.statsSeconds + decideTime;
+    // Seconds in collectives (waiting for peers included) where the group measures them.
+    if (comm0 !== null) row.comm_s = collectiveSeconds(group)! - comm0;
     const rec: StepRecord = { row, plan, decision, stop: scalars.flags[0]! > 0, checkpoint: scalars.flags[1]! > 0 };
     const th = clock();
     await hooks.onStep?.(rec, st);

@@ -5,6 +5,11 @@ import { scenarios } from './dist-scenarios.js';
 
 const { groupId, rank, name, timeout } = workerData as { groupId: number; rank: number; name: string; timeout: number };
 const group = joinThreadGroup(groupId, rank, timeout);
-const result = await scenarios[name]!(group, { abortGroup: () => parentPort!.postMessage({ abortGroup: true }) });
+const abortGroup = (): Promise<void> =>
+  new Promise((resolve) => {
+    parentPort!.once('message', () => resolve());
+    parentPort!.postMessage({ abortGroup: true });
+  });
+const result = await scenarios[name]!(group, { abortGroup });
 if (name !== 'leave' || rank !== 1) await group.close();
 parentPort!.postMessage({ result });

@@ -6,6 +6,7 @@
  */
 import type { Backend, Tensor } from '../../src/backend/backend.js';
 import { createBackend } from '../../src/backend/registry.js';
+import { agreeOnRun } from '../../src/dist/ddp.js';
 import type { ProcessGroup } from '../../src/dist/group.js';
 
 /** Rank r's value at index i of input `k` (exact in float32). */
@@ -34,7 +35,8 @@ async function rejection(p: Promise<unknown>): Promise<{ message: string; code: 
   }
 }
 
-export type Scenario = (group: ProcessGroup, ctl: { abortGroup?: () => void }) => Promise<unknown>;
+/** ctl.abortGroup asks the launching thread to abort the group and resolves once it has. */
+export type Scenario = (group: ProcessGroup, ctl: { abortGroup?: () => Promise<void> }) => Promise<unknown>;
 
 export const scenarios: Record<string, Scenario> = {
   /** Every collective, with sizes that do not divide evenly, views, in-place forms and empty buffers. */
@@ -127,7 +129,7 @@ export const scenarios: Record<string, Scenario> = {
   async launcherAbort(group, ctl) {
     if (group.rank === 1) {
       await new Promise((r) => setTimeout(r, 200));
-      ctl.abortGroup!();
+      await ctl.abortGroup!();
       return null;
     }
     return rejection(group.barrier());
@@ -135,6 +137,7 @@ export const scenarios: Record<string, Scenario> = {
 
   /** Rank 0's event loop keeps running while it waits for rank 1 in a collective. */
   async eventLoop(group) {
+    await group.barrier(); // both ranks are running from here
     if (group.rank === 1) {
       await new Promise((r) => setTimeout(r, 300));
       await group.barrier();
@@ -182,5 +185,12 @@ export const scenarios: Record<string, Scenario> = {
     b.upload(t, [group.rank, 1, 2]);
     await group.allReduce(t, 'sum');
     return { errors, after: arr(b, t) };
+  },
+
+  /** Start-up agreement: equal configs give every rank rank 0's clock; a differing one fails on every rank. */
+  async agreement(group) {
+    const same = (await agreeOnRun(group, { seed: 1, batch: { schedule: 'norm' } })).getTime();
+    const differ = await rejection(agreeOnRun(group, { seed: group.rank === 1 ? 2 : 1, batch: { schedule: 'norm' } }));
+    return { same, differ };
   },
 };

@@ -72,8 +72,10 @@ export async function scenarioOnThreads(J: number, name: string, timeout = 30): 
         const w = new Worker(url, { workerData: { groupId: group.id, rank, name, timeout } });
         return new Promise<unknown>((resolve, reject) => {
           w.on('message', (m: { abortGroup?: boolean; result?: unknown }) => {
-            if (m.abortGroup) group.abort('the launcher stopped the run');
-            else resolve(m.result);
+            if (m.abortGroup) {
+              group.abort('the launcher stopped the run');
+              w.postMessage('aborted');
+            } else resolve(m.result);
           });
           w.once('error', reject);
         });

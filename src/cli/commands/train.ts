@@ -1,5 +1,7 @@
 /** `adabatch train`: train a model from a YAML config (or the built-in default), with --set overrides. */
 import { parseArgs } from 'node:util';
+import { chooseDist } from '../../dist/env.js';
+import { DistributedRunError, runMpi, runThreads } from '../../dist/launch.js';
 import { UserError } from '../../util/errors.js';
 import { loadTrainConfig } from '../../train/config.js';
 import { loadResumeConfig } from '../../train/resume.js';
@@ -9,6 +11,8 @@ export const summary = 'train a model (default: preset A on the Brown corpus wit
 
 const HELP = `usage: adabatch train [--config run.yaml] [--set key=value …]
        adabatch train --resume RUN_DIR [--set key=value …]
+       adabatch train --nproc N …          N data-parallel ranks in this process (threads)
+       mpirun -np N adabatch train …       N ranks, one process each (MPI; also srun)
 
 Trains a Llama-style model. With no options it runs the built-in default: preset A on the Brown
 corpus with its own 4096-token BPE tokenizer and the adaptive norm-test batch schedule.
@@ -20,6 +24,12 @@ options:
   --resume RUN_DIR   continue a run from its newest valid checkpoint (exactly: same parameters
                      and metrics as an uninterrupted run); only budget, eval, checkpoint,
                      log_every_s, threads and max_nonfinite may be changed with --set
+  --nproc N          run N data-parallel ranks as threads of this process (cpu backend,
+                     one kernel thread per rank unless threads is set)
+  --dist KIND        local | threads | mpi (default: mpi when started by mpirun/srun with
+                     several ranks, threads with --nproc > 1, otherwise local)
+  --dist-timeout S   abort the run when a collective waits longer than S seconds for the
+                     other ranks (default 300); see docs/distributed.md
   -h, --help         show this help
 
 Ctrl-C (SIGINT) or SIGTERM stops after the current step and writes a checkpoint; a second Ctrl-C
@@ -31,7 +41,7 @@ directory (run_dir, default runs/<date>-<time>).`;
 export async function run(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { config: { type: 'string' }, set: { type: 'string', multiple: true }, resume: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: argv, options: { config: { type: 'string' }, set: { type: 'string', multiple: true }, resume: { type: 'string' }, nproc: { type: 'string' }, dist: { type: 'string' }, 'dist-timeout': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
   } catch (e) {
     throw new UserError(`${(e as Error).message}\n\n${HELP}`);
   }
@@ -40,19 +50,36 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const resume = parsed.values.resume;
+  const dist = chooseDist({ dist: parsed.values.dist, nproc: parsed.values.nproc === undefined ? undefined : Number(parsed.values.nproc) });
+  const timeoutSeconds = Number(parsed.values['dist-timeout'] ?? 300);
+  if (!(timeoutSeconds > 0)) throw new UserError(`--dist-timeout must be a positive number of seconds, got '${parsed.values['dist-timeout']}'`);
   const cfg = resume ? loadResumeConfig(resume, parsed.values.config, parsed.values.set ?? []) : loadTrainConfig(parsed.values.config, parsed.values.set ?? []);
-  let stopRequested = false;
+  // Shared with --nproc's worker threads: every rank polls it once per step.
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const stopRequested = (): boolean => Atomics.load(stop, 0) !== 0;
   const onSignal = (sig: string): void => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
+    if (stopRequested()) process.exit(130);
+    Atomics.store(stop, 0, 1);
     console.error(`\n${sig}: stopping after the current step (press again to abort at once)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const s = await runTrain(cfg, { shouldStop: () => stopRequested, resume: resume !== undefined });
-    console.log(formatSummary(s));
+    const opts = { shouldStop: stopRequested, resume: resume !== undefined };
+    const s =
+      dist.kind === 'threads'
+        ? await runThreads({ cfg, nproc: dist.nproc, resume: opts.resume, timeoutSeconds, stop, tty: Boolean(process.stderr.isTTY) && !process.env.CI })
+        : dist.kind === 'mpi'
+          ? await runMpi({ cfg, ...opts, timeoutSeconds })
+          : await runTrain(cfg, opts);
+    if (s) console.log(formatSummary(s));
     return 0;
+  } catch (e) {
+    if (!(e instanceof DistributedRunError)) throw e;
+    console.error(`adabatch: ${e.describe()}`);
+    // A rank that would not stop must not keep the process alive.
+    setTimeout(() => process.exit(1), 2000).unref();
+    return 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
