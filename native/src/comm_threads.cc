@@ -10,7 +10,10 @@
 // Every element is summed exactly once, in rank order, so all ranks hold the same bits.
 // Waits are timed: a rendezvous that outlives the deadline, an abort from any rank (or from the
 // launcher), or a rank that left the group fails the collective on every rank.
+#include <immintrin.h>
+
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -29,7 +32,8 @@ struct Group {
   const int size;
   std::mutex mu;
   std::condition_variable cv;
-  uint64_t generation = 0;
+  // Written under mu; also read without it by ranks spinning before they sleep.
+  std::atomic<uint64_t> generation{0};
   int arrived = 0;
   std::vector<const Job*> posted;
   std::vector<char> inside;
@@ -47,6 +51,10 @@ struct Registry {
   std::unordered_map<int, std::shared_ptr<Group>> groups;
   int next = 1;
 };
+
+// Ranks usually reach a rendezvous within microseconds of each other: a waiting rank spins this
+// long before it sleeps on the condition variable (a wake-up costs tens of microseconds).
+constexpr int kSpinMicros = 50;
 
 // Leaked on purpose, like the buffer registry: worker threads may outlive static destruction.
 Registry& registryOfGroups() {
@@ -173,7 +181,7 @@ class ThreadTransport : public Transport {
     Group& g = *g_;
     std::unique_lock<std::mutex> lock(g.mu);
     if (g.aborted) throwAborted();
-    const uint64_t gen = g.generation;
+    const uint64_t gen = g.generation.load();
     if (post) g.posted[rank_] = &job;
     g.inside[rank_] = 1;
     if (++g.arrived == g.size) {
@@ -184,12 +192,19 @@ class ThreadTransport : public Transport {
       }
       g.arrived = 0;
       std::fill(g.inside.begin(), g.inside.end(), 0);
-      g.generation++;
+      g.generation.fetch_add(1);
       g.cv.notify_all();
       return post ? g.snapshot : std::vector<Job>();
     }
+    lock.unlock();
+    const auto spinUntil = Clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (int n = 1; g.generation.load(std::memory_order_acquire) == gen; n++) {
+      _mm_pause();
+      if ((n & 63) == 0 && Clock::now() > spinUntil) break;
+    }
+    lock.lock();
     for (;;) {
-      if (g.generation != gen) return post ? g.snapshot : std::vector<Job>();
+      if (g.generation.load() != gen) return post ? g.snapshot : std::vector<Job>();
       if (g.aborted) throwAborted();
       for (int k = 0; k < g.size; k++) {
         if (g.left[k] && !g.inside[k]) {
@@ -197,7 +212,7 @@ class ThreadTransport : public Transport {
           throwAborted();
         }
       }
-      if (g.cv.wait_until(lock, job.deadline) == std::cv_status::timeout && g.generation == gen && !g.aborted) {
+      if (g.cv.wait_until(lock, job.deadline) == std::cv_status::timeout && g.generation.load() == gen && !g.aborted) {
         std::vector<int> missing;
         for (int k = 0; k < g.size; k++) {
           if (!g.inside[k]) missing.push_back(k);

@@ -1,0 +1,235 @@
+/**
+ * Data-parallel speed: `adabatch train` on preset B with the same global batch as one rank × 1
+ * kernel thread, two worker-thread ranks × 1 thread (--nproc 2), and two MPI ranks × 1 thread
+ * (mpirun -np 2), interleaved over rounds; tokens/s is the median over each run's steps after the
+ * first. Plus the cost of the reductions themselves, per backend: all-reducing a full preset-B
+ * gradient (every unit, as a DDP step does) with the ranks already in step, and the step's small
+ * float64 scalar reduction.
+ *
+ *   npm run bench -- ddp [--preset B] [--steps 5] [--rounds 2] [--micro 4] [--no-mpi] [--json]
+ *
+ * "Other load" is the machine's busy CPU time not spent by our processes (from /proc/stat and the
+ * waited-for children's rusage), in cores: speed ratios are only meaningful when it is near 0.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { createBackend } from '../src/backend/registry.js';
+import type { ProcessGroup } from '../src/dist/group.js';
+import { openMpiGroup } from '../src/dist/mpi.js';
+import { createThreadGroup, joinThreadGroup } from '../src/dist/threads.js';
+import { readMetrics } from '../src/io/metrics.js';
+import { modelConfig } from '../src/model/config.js';
+import { buildLayout } from '../src/model/layout.js';
+import { UnitBuffers } from '../src/model/params.js';
+
+export const summary = 'data parallelism: tokens/s of 2 ranks (threads, mpi) vs 1 rank on preset B, and reduction time per step';
+
+const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+
+// ---- reductions alone (runs on each rank) ---------------------------------------------------------
+
+interface ReduceResult {
+  units: number;
+  bytes: number;
+  fullMs: number;
+  scalarUs: number;
+}
+
+/** All-reduce (avg) of every unit of a preset's gradient, ranks synchronised by a barrier first. */
+async function reduceBench(group: ProcessGroup, preset: string, reps: number): Promise<ReduceResult> {
+  const backend = createBackend('cpu', { threads: 1 });
+  const layout = buildLayout(modelConfig(preset));
+  const grads = new UnitBuffers(backend, layout);
+  for (const t of grads.units) backend.fill(t, 0.001 * (group.rank + 1));
+  const full: number[] = [];
+  for (let r = 0; r < reps + 1; r++) {
+    await group.barrier();
+    const t0 = performance.now();
+    for (const t of grads.units) await group.allReduce(t, 'avg');
+    if (r > 0) full.push(performance.now() - t0);
+  }
+  const scalars: number[] = [];
+  const values = new Float64Array(8).fill(group.rank);
+  for (let r = 0; r < 201; r++) {
+    await group.barrier();
+    const t0 = performance.now();
+    await group.allReduceScalars(values, 'sum');
+    if (r > 0) scalars.push(performance.now() - t0);
+  }
+  grads.free();
+  return { units: layout.units.length, bytes: layout.paramCount * 4, fullMs: median(full), scalarUs: median(scalars) * 1000 };
+}
+
+// A rank of the threads reduction benchmark (this module as a worker).
+if (!isMainThread && (workerData as { ddpBench?: boolean } | null)?.ddpBench) {
+  const { groupId, rank, preset, reps } = workerData as { groupId: number; rank: number; preset: string; reps: number };
+  const group = joinThreadGroup(groupId, rank, 600);
+  const r = await reduceBench(group, preset, reps);
+  await group.close();
+  parentPort!.postMessage(r);
+}
+
+// A rank of the MPI reduction benchmark (this module under mpirun).
+if (isMainThread && process.argv[1] === SELF && process.argv[2] === '--mpi-reduce-child') {
+  const group = openMpiGroup(600);
+  const r = await reduceBench(group, process.argv[3]!, Number(process.argv[4]));
+  if (group.rank === 0) console.log('RESULT ' + JSON.stringify(r));
+  await group.close();
+}
+
+async function reduceOnThreads(n: number, preset: string, reps: number): Promise<ReduceResult> {
+  const group = createThreadGroup(n);
+  try {
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, rank) => {
+        const w = new Worker(new URL(import.meta.url), { workerData: { ddpBench: true, groupId: group.id, rank, preset, reps } });
+        return new Promise<ReduceResult>((resolve, reject) => {
+          w.once('message', resolve);
+          w.once('error', reject);
+        });
+      }),
+    );
+    return results[0]!;
+  } finally {
+    group.release();
+  }
+}
+
+function mpirunArgs(n: number): string[] {
+  return ['--allow-run-as-root', '--oversubscribe', '-np', String(n)];
+}
+
+function reduceOnMpi(n: number, preset: string, reps: number): ReduceResult {
+  const r = spawnSync('mpirun', [...mpirunArgs(n), process.execPath, SELF, '--mpi-reduce-child', preset, String(reps)], { encoding: 'utf8' });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) throw new Error(`bench ddp: mpirun failed (exit ${r.status}):\n${r.stderr}`);
+  return JSON.parse(line.slice(7)) as ReduceResult;
+}
+
+// ---- training runs -------------------------------------------------------------------------------
+
+/** CPU-seconds the whole machine spent busy so far, and those of our waited-for children. */
+function cpuClocks(): { machine: number; children: number } {
+  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const busy = v.slice(0, 8).reduce((a, b) => a + b, 0) - v[3]! - v[4]!;
+  // /proc/self/stat fields 16 and 17 (cutime, cstime): CPU of children that were waited for.
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return { machine: busy / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
+}
+
+interface TrainRun {
+  mode: string;
+  tokPerS: number;
+  stepS: number;
+  commS: number | null;
+  otherLoad: number;
+  steps: number;
+}
+
+function trainRun(mode: '1 rank' | 'threads' | 'mpi', preset: string, steps: number, micro: number, batch: number): TrainRun {
+  const dir = mkdtempSync(join(tmpdir(), 'adabatch-bench-ddp-'));
+  const sets = [
+    `run_dir=${join(dir, 'run')}`,
+    `model.preset=${preset}`,
+    'data={synthetic: {}}',
+    `batch={schedule: constant, batch: ${batch}, max_micro: ${micro}}`,
+    `budget.samples=${batch * steps}`,
+    'eval.every_samples=0',
+    'checkpoint.at_end=false',
+    'checkpoint.every_minutes=0',
+    'threads=1',
+  ].flatMap((s) => ['--set', s]);
+  const train = [BIN, 'train', ...sets];
+  const before = cpuClocks();
+  const t0 = performance.now();
+  const r =
+    mode === 'mpi'
+      ? spawnSync('mpirun', [...mpirunArgs(2), process.execPath, ...train], { encoding: 'utf8' })
+      : spawnSync(process.execPath, mode === 'threads' ? [...train, '--nproc', '2'] : train, { encoding: 'utf8' });
+  const wall = (performance.now() - t0) / 1000;
+  const after = cpuClocks();
+  if (r.status !== 0) throw new Error(`bench ddp: ${mode} run failed (exit ${r.status}):\n${r.stderr}`);
+  const rows = readMetrics(join(dir, 'run', 'metrics.jsonl')).slice(1); // the first step warms up
+  rmSync(dir, { recursive: true, force: true });
+  const stepS = median(rows.map((x) => x.step_time_s as number));
+  const comm = rows.map((x) => x.comm_s).filter((x): x is number => typeof x === 'number');
+  return {
+    mode,
+    tokPerS: median(rows.map((x) => x.tok_per_s as number)),
+    stepS,
+    commS: comm.length ? median(comm) : null,
+    otherLoad: Math.max(0, (after.machine - before.machine - (after.children - before.children)) / wall),
+    steps: rows.length,
+  };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const opt = { preset: 'B', steps: 5, rounds: 2, micro: 4, mpi: true, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench ddp: ${a} needs a value`);
+      return v;
+    };
+    if (a === '--preset') opt.preset = next();
+    else if (a === '--steps') opt.steps = Number(next());
+    else if (a === '--rounds') opt.rounds = Number(next());
+    else if (a === '--micro') opt.micro = Number(next());
+    else if (a === '--no-mpi') opt.mpi = false;
+    else if (a === '--json') opt.json = true;
+    else throw new Error(`bench ddp: unknown option '${a}' (options: --preset P, --steps N, --rounds N, --micro M, --no-mpi, --json)`);
+  }
+  const mpi = opt.mpi && spawnSync('mpirun', ['--version']).status === 0;
+  const batch = 2 * opt.micro; // one micro-step per rank on 2 ranks, two on one rank
+  const mc = modelConfig(opt.preset);
+  const log = (m: string): void => void (opt.json ? process.stderr : process.stdout).write(m + '\n');
+  log(`bench ddp: preset ${opt.preset} (d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}, vocab ${mc.vocab}), global batch ${batch} (micro ${opt.micro}), 1 kernel thread per rank, ${opt.steps} steps × ${opt.rounds} rounds${mpi ? '' : ' (no mpirun: threads only)'}`);
+
+  const modes: Array<'1 rank' | 'threads' | 'mpi'> = ['1 rank', 'threads', ...(mpi ? (['mpi'] as const) : [])];
+  const runs: TrainRun[] = [];
+  for (let round = 0; round < opt.rounds; round++) {
+    // Rotate the order, so no mode always runs first (or last) in a round.
+    const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
+    for (const mode of order) {
+      const r = trainRun(mode, opt.preset, opt.steps, opt.micro, batch);
+      runs.push(r);
+      log(`  round ${round + 1} ${mode.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(6)} tok/s, step ${r.stepS.toFixed(2)} s${r.commS !== null ? `, in collectives ${(r.commS * 1000).toFixed(1)} ms` : ''} (other load ${r.otherLoad.toFixed(2)} cores)`);
+    }
+  }
+  const agg = (mode: string) => {
+    const rs = runs.filter((r) => r.mode === mode);
+    const comm = rs.map((r) => r.commS).filter((x): x is number => x !== null);
+    return { mode, tok_per_s: median(rs.map((r) => r.tokPerS)), step_s: median(rs.map((r) => r.stepS)), comm_ms: comm.length ? median(comm) * 1000 : null, other_load: median(rs.map((r) => r.otherLoad)) };
+  };
+  const base = agg('1 rank');
+  const table = modes.map((m) => {
+    const a = agg(m);
+    return { ...a, speedup: a.tok_per_s / base.tok_per_s };
+  });
+
+  log(`reductions alone (preset ${opt.preset} gradient, ranks in step):`);
+  const reductions: Array<{ backend: string } & ReduceResult> = [];
+  reductions.push({ backend: 'threads', ...(await reduceOnThreads(2, opt.preset, 5)) });
+  if (mpi) reductions.push({ backend: 'mpi', ...reduceOnMpi(2, opt.preset, 5) });
+  for (const r of reductions) log(`  ${r.backend.padEnd(7)} all-reduce of ${r.units} units (${(r.bytes / 2 ** 20).toFixed(0)} MiB): ${r.fullMs.toFixed(1)} ms per step (${(r.bytes / (r.fullMs / 1000) / 1e9).toFixed(2)} GB/s of gradient); scalar reduction ${r.scalarUs.toFixed(0)} µs`);
+
+  if (opt.json) {
+    for (const t of table) console.log(JSON.stringify({ kind: 'train', preset: opt.preset, batch, ...t }));
+    for (const r of reductions) console.log(JSON.stringify({ kind: 'reduce', preset: opt.preset, ...r }));
+    return;
+  }
+  console.log('');
+  console.log('| run | tok/s | step (s) | speedup | in collectives per step | other load |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const t of table) {
+    const name = t.mode === '1 rank' ? '1 rank × 1 thread' : `2 ranks × 1 thread (${t.mode})`;
+    console.log(`| ${name} | ${t.tok_per_s.toFixed(0)} | ${t.step_s.toFixed(2)} | ${t.speedup.toFixed(2)}× | ${t.comm_ms === null ? '—' : `${t.comm_ms.toFixed(1)} ms`} | ${t.other_load.toFixed(2)} |`);
+  }
+}
