@@ -50,6 +50,8 @@ function checkDecisions(rows: MetricsRow[], ref: MetricsRow[], what: string): vo
     if (a === null || b === null) assert.equal(a, b, `${what}: step ${i + 1} test_stat`);
     else assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `${what}: step ${i + 1} test_stat ${a} vs ${b}`);
     assert.ok(Math.abs((r.loss as number) - (ref[i]!.loss as number)) <= 1e-5, `${what}: step ${i + 1} loss`);
+    assert.equal(typeof r.val_loss, typeof ref[i]!.val_loss, `${what}: step ${i + 1} evaluated`);
+    if (typeof r.val_loss === 'number') assert.ok(Math.abs(r.val_loss - (ref[i]!.val_loss as number)) <= 1e-5, `${what}: step ${i + 1} val_loss ${r.val_loss} vs ${ref[i]!.val_loss}`);
   });
 }
 
@@ -64,10 +66,12 @@ function checkAgainstOneRank(results: RankResult[], one: RankResult, what: strin
   assert.ok(e < 1e-5, `${what}: parameters vs one rank after ${one.rows.length} steps: rel L2 ${e}`);
   checkDecisions(results[0]!.rows, one.rows, what);
   assert.ok(one.rows.some((r) => r.test_passed === false), `${what}: the batch grows during the run (the decisions are exercised)`);
+  assert.ok(one.rows.some((r) => typeof r.val_loss === 'number'), `${what}: evaluation happens`);
   results[0]!.rows.forEach((r) => assert.equal(r.accum_steps, (r.batch_size as number) / J / (r.micro_batch as number), `${what}: J·M·m = b`));
 }
 
-const SPEC: RankSpec = { batch: NORM, steps: 5 };
+// Evaluation every 40 samples: 7 validation windows split over the ranks (uneven for J = 2 and 4).
+const SPEC: RankSpec = { batch: NORM, steps: 5, evalEverySamples: 40 };
 const oneRank = new Map<number, RankResult>();
 /**
  * One rank running the global batches of a J-rank run (planRanks = J: a target b is realized as J·M

@@ -48,13 +48,15 @@ test('--dist and --nproc against the environment', () => {
   for (const [opts, env, re] of bad) assert.throws(() => chooseDist(opts, env), (e: Error) => e instanceof UserError && re.test(e.message), JSON.stringify(opts));
 });
 
-test('default kernel threads: all cores for one rank, one per thread rank, a share per MPI rank', () => {
+test('default kernel threads: all cores for one rank, one per thread rank, an MPI rank\'s bound cores or share', () => {
   const fake = (kind: ProcessGroup['kind'], size: number, localSize: number): ProcessGroup => ({ ...new LocalGroup(() => {}), kind, size, localSize, rank: 0 }) as unknown as ProcessGroup;
-  assert.equal(defaultKernelThreads(null, 16), 16);
-  assert.equal(defaultKernelThreads(new LocalGroup(() => {}), 16), 16);
-  assert.equal(defaultKernelThreads(fake('threads', 4, 4), 16), 1);
-  assert.equal(defaultKernelThreads(fake('mpi', 8, 4), 16), 4);
-  assert.equal(defaultKernelThreads(fake('mpi', 8, 32), 16), 1);
+  assert.equal(defaultKernelThreads(null, 16, 16), 16);
+  assert.equal(defaultKernelThreads(new LocalGroup(() => {}), 16, 16), 16);
+  assert.equal(defaultKernelThreads(fake('threads', 4, 4), 16, 16), 1);
+  assert.equal(defaultKernelThreads(fake('mpi', 8, 4), 16, 16), 4, 'unbound: the machine shared by its 4 ranks');
+  assert.equal(defaultKernelThreads(fake('mpi', 8, 32), 16, 16), 1);
+  assert.equal(defaultKernelThreads(fake('mpi', 8, 4), 4, 16), 4, 'bound by mpirun to 4 cores of 16: all of them');
+  assert.equal(defaultKernelThreads(fake('mpi', 2, 2), 1, 2), 1, 'bound to one core');
 });
 
 test('ranks agree on the config at start-up and name the run after rank 0 clock', { skip: noAddon }, async () => {

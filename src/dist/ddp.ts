@@ -10,7 +10,7 @@
  * groups sum each element once, in rank order), and clipping, the non-finite skip and the batch
  * decision are computed from the same reduced scalars.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import type { UnitBuffers } from '../model/params.js';
 import { UserError } from '../util/errors.js';
 import type { ProcessGroup } from './group.js';
@@ -47,9 +47,14 @@ export async function broadcastUnits(group: ProcessGroup, buffers: UnitBuffers):
   for (const t of buffers.units) await group.broadcast(t, 0);
 }
 
-/** The default kernel threads of one rank: the machine's cores shared by the ranks on it. */
-export function defaultKernelThreads(group: ProcessGroup | null, cores = availableParallelism()): number {
+/**
+ * The default kernel threads of one rank: all usable cores for one rank; one per rank for thread
+ * ranks (they share the process); for MPI ranks, the cores the launcher bound this rank to, or, when
+ * it did not bind it (affinity covers the whole machine), the machine's cores shared by its ranks.
+ */
+export function defaultKernelThreads(group: ProcessGroup | null, cores = availableParallelism(), machineCores = cpus().length): number {
   if (!group || group.size === 1) return cores;
   if (group.kind === 'threads') return 1;
+  if (cores < machineCores) return cores;
   return Math.max(1, Math.floor(cores / Math.max(1, group.localSize ?? 1)));
 }

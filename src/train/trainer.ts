@@ -128,6 +128,7 @@ export class Trainer {
     const { seqLen } = this.cfg;
     const group = this.engine.group;
     const comm0 = collectiveSeconds(group);
+    const coll0 = group.collectiveStats?.();
 
     const target = this.schedule.targetBatch(st.samples);
     let plan = planBatch(target, this.layout, this.schedule.needs.microSamples);
@@ -228,6 +229,14 @@ export class Trainer {
     row.stats_s = scalars.statsSeconds + decideTime;
     // Seconds in collectives (waiting for peers included) where the group measures them.
     if (comm0 !== null) row.comm_s = collectiveSeconds(group)! - comm0;
+    if (coll0) {
+      // Per collective, where they were used: DDP's gradient all-reduce, FSDP's gathers and scatters.
+      const coll = group.collectiveStats!();
+      for (const [k, field] of [['allReduce', 'allreduce_s'], ['allGather', 'allgather_s'], ['reduceScatter', 'reduce_scatter_s']] as const) {
+        const d = coll[k].seconds - coll0[k].seconds;
+        if (coll[k].count > coll0[k].count) row[field] = d;
+      }
+    }
     const rec: StepRecord = { row, plan, decision, stop: scalars.flags[0]! > 0, checkpoint: scalars.flags[1]! > 0 };
     const th = clock();
     await hooks.onStep?.(rec, st);
@@ -244,6 +253,15 @@ export class Trainer {
     if (!this.validation) throw new Error('no validation data');
     const n = this.cfg.evalWindows;
     this.valWindows ??= this.validation.windows(0, n);
+    const group = this.engine.group;
+    if (group.size > 1 && !this.engine.lockstep) {
+      // DDP: each rank evaluates its share of the windows; one scalar reduction sums them.
+      const w = this.cfg.seqLen + 1;
+      const [lo, hi] = [Math.floor((n * group.rank) / group.size), Math.floor((n * (group.rank + 1)) / group.size)];
+      const part = hi > lo ? await this.engine.evalLoss(this.valWindows.subarray(lo * w, hi * w), hi - lo, this.cfg.seqLen, this.cfg.maxMicroBatch) : { lossSum: 0, tokens: 0 };
+      const r = await group.allReduceScalars(Float64Array.of(part.lossSum, part.tokens), 'sum');
+      return r[0]! / r[1]!;
+    }
     const r = await this.engine.evalLoss(this.valWindows, n, this.cfg.seqLen, this.cfg.maxMicroBatch);
     return r.lossSum / r.tokens;
   }

@@ -30,6 +30,8 @@ export interface RankSpec {
   seed?: number;
   /** Give rank r the seed `seed + r` before the start-up broadcast (tests that the broadcast makes replicas equal). */
   perturbSeedByRank?: boolean;
+  /** Evaluate on 7 validation windows every this many samples (0: never). */
+  evalEverySamples?: number;
   /** Plan batches as for this many ranks (a one-rank reference for a J-rank run: the same global batches). */
   planRanks?: number;
 }
@@ -53,7 +55,7 @@ export async function runRank(group: ProcessGroup, spec: RankSpec): Promise<Rank
   const syn = { vocab: mc.vocab, phrases: 10, phrase_len: 5, seed: 3 };
   const budget = spec.budgetSamples ?? 1_000_000;
   const schedule = createSchedule(spec.batch, { sampleBudget: budget });
-  const trainer = new Trainer(engine, schedule, new SyntheticStream(mc.seq_len, syn), null, {
+  const trainer = new Trainer(engine, schedule, new SyntheticStream(mc.seq_len, syn), new SyntheticStream(mc.seq_len, syn, 1e9), {
     seqLen: mc.seq_len,
     budgetSamples: budget,
     lr: { schedule: 'constant', lr: 3e-3, min_lr: 0, warmup: 0, decay: 0.2 },
@@ -61,8 +63,8 @@ export async function runRank(group: ProcessGroup, spec: RankSpec): Promise<Rank
     clip: spec.clip ?? 1,
     maxMicroBatch: (spec.batch as { max_micro?: number }).max_micro ?? 4,
     maxBatch: 1 << 20,
-    evalEverySamples: 0,
-    evalWindows: 1,
+    evalEverySamples: spec.evalEverySamples ?? 0,
+    evalWindows: 7,
     maxNonFinite: 3,
     ...(spec.planRanks !== undefined && { planRanks: spec.planRanks }),
   });
