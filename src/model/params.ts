@@ -73,10 +73,10 @@ export function viewOf(backend: Backend, unit: Tensor, v: ParamView): Tensor {
  * Each parameter draws from its own stream derived from (seed, name), so the values do not depend
  * on unit order, sharding or which rank initialises.
  */
-export function initialParameters(layout: ModelLayout, seed: number): Map<string, Float32Array> {
+export function initialParameters(layout: ModelLayout, seed: number, units?: readonly number[]): Map<string, Float32Array> {
   const std = layout.config.init_std;
   const out = new Map<string, Float32Array>();
-  for (const u of layout.units) {
+  for (const u of units ? units.map((i) => layout.units[i]!) : layout.units) {
     for (const v of u.views) {
       const a = new Float32Array(v.size);
       if (v.shape.length === 1) a.fill(1);

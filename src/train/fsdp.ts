@@ -33,15 +33,17 @@ export interface FsdpOptions {
 /** A pool of full-unit scratch buffers by size, so gathers do not allocate every time. */
 class BufferPool {
   private readonly free = new Map<number, Tensor[]>();
-  /** Buffers currently handed out. */
+  /** Elements of the buffers currently handed out, and their high-water mark. */
   inUse = 0;
+  peak = 0;
   constructor(private readonly backend: Backend) {}
   take(size: number): Tensor {
-    this.inUse++;
+    this.inUse += size;
+    this.peak = Math.max(this.peak, this.inUse);
     return this.free.get(size)?.pop() ?? this.backend.alloc([size]);
   }
   give(t: Tensor): void {
-    this.inUse--;
+    this.inUse -= t.size;
     const list = this.free.get(t.size) ?? [];
     list.push(t);
     this.free.set(t.size, list);
@@ -100,10 +102,15 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
 
   // ---- parameters ---------------------------------------------------------------------------
 
-  /** Loads this rank's shards from full named tensors (every rank passes the same map). */
-  loadParams(full: Map<string, ArrayLike<number>>): void {
+  /**
+   * Loads this rank's shards from full named tensors (every rank passes the same map). `source` may
+   * instead be a function giving one unit's tensors at a time, so the whole model never needs to exist
+   * on the host (a fresh initialisation of a model too large for one rank).
+   */
+  loadParams(source: Map<string, ArrayLike<number>> | ((unit: number) => Map<string, ArrayLike<number>>)): void {
     const r = this.group.rank;
     for (const unit of this.model.layout.units) {
+      const full = typeof source === 'function' ? source(unit.index) : source;
       const s = this.shardSize[unit.index]!;
       const flat = new Float32Array(this.padded(unit.index));
       for (const v of unit.views) {
@@ -292,10 +299,14 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
   }
 
-  /** Bytes of this rank's parameters, gradients and optimizer state (shards), and of its scratch. */
-  memory(): { shards: number; localAccumulation: number } {
+  /**
+   * Bytes of this rank's shards (parameters, gradients, AdamW moments), the high-water mark of the
+   * full-unit buffers in use at once (gathered parameters and open gradients), and the unsharded
+   * local gradient when kept.
+   */
+  memory(): { shards: number; gatheredPeak: number; localAccumulation: number } {
     const shardElems = this.shardSize.reduce((a, b) => a + b, 0);
-    return { shards: 4 * shardElems * 4, localAccumulation: this.localAcc ? 4 * this.unitSize.reduce((a, b) => a + b, 0) : 0 };
+    return { shards: 4 * shardElems * 4, gatheredPeak: 4 * this.pool.peak, localAccumulation: this.localAcc ? 4 * this.shardSize.reduce((a, s) => a + s * this.group.size, 0) : 0 };
   }
 
   free(): void {

@@ -185,14 +185,15 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
   const model = new Llama(backend, mc, { recompute: cfg.recompute });
   let engine: TrainEngine;
-  const initial = init?.tensors ?? (resumeFrom ? null : initialParameters(model.layout, cfg.seed));
   if (fsdp) {
     const e = new FsdpEngine(backend, model, pg, cfg.optim, { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation });
-    if (initial) e.loadParams(initial);
+    // A fresh model is initialised unit by unit: no rank ever holds all of it.
+    if (init) e.loadParams(init.tensors);
+    else if (!resumeFrom) e.loadParams((u) => initialParameters(model.layout, cfg.seed, [u]));
     engine = e;
   } else {
     const e = new ReplicaEngine(backend, model, pg, cfg.optim);
-    if (initial) e.replica.params.fromHost(initial);
+    if (!resumeFrom) e.replica.params.fromHost(init?.tensors ?? initialParameters(model.layout, cfg.seed));
     engine = e;
   }
   if (resumeFrom) restoreEngine(engine, resumeFrom);
