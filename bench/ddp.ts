@@ -30,7 +30,12 @@ export const summary = 'data parallelism: tokens/s of 2 ranks (threads, mpi) vs 
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+/** The median (the mean of the middle two for an even count). */
+const median = (a: number[]): number => {
+  const s = [...a].sort((x, y) => x - y);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
 
 // ---- reductions alone (runs on each rank) ---------------------------------------------------------
 
@@ -125,11 +130,11 @@ function cpuClocks(): { machine: number; children: number } {
 
 interface TrainRun {
   mode: string;
-  tokPerS: number;
-  stepS: number;
-  commS: number | null;
+  /** Per measured step (the first step of each run warms up and is left out). */
+  stepS: number[];
+  commS: number[];
+  tokensPerStep: number;
   otherLoad: number;
-  steps: number;
 }
 
 function trainRun(mode: '1 rank' | 'threads' | 'mpi', preset: string, steps: number, micro: number, batch: number): TrainRun {
@@ -157,15 +162,12 @@ function trainRun(mode: '1 rank' | 'threads' | 'mpi', preset: string, steps: num
   if (r.status !== 0) throw new Error(`bench ddp: ${mode} run failed (exit ${r.status}):\n${r.stderr}`);
   const rows = readMetrics(join(dir, 'run', 'metrics.jsonl')).slice(1); // the first step warms up
   rmSync(dir, { recursive: true, force: true });
-  const stepS = median(rows.map((x) => x.step_time_s as number));
-  const comm = rows.map((x) => x.comm_s).filter((x): x is number => typeof x === 'number');
   return {
     mode,
-    tokPerS: median(rows.map((x) => x.tok_per_s as number)),
-    stepS,
-    commS: comm.length ? median(comm) : null,
+    stepS: rows.map((x) => x.step_time_s as number),
+    commS: rows.map((x) => x.comm_s).filter((x): x is number => typeof x === 'number'),
+    tokensPerStep: batch * modelConfig(preset).seq_len,
     otherLoad: Math.max(0, (after.machine - before.machine - (after.children - before.children)) / wall),
-    steps: rows.length,
   };
 }
 
@@ -200,13 +202,16 @@ export async function run(argv: string[]): Promise<void> {
     for (const mode of order) {
       const r = trainRun(mode, opt.preset, opt.steps, opt.micro, batch);
       runs.push(r);
-      log(`  round ${round + 1} ${mode.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(6)} tok/s, step ${r.stepS.toFixed(2)} s${r.commS !== null ? `, in collectives ${(r.commS * 1000).toFixed(1)} ms` : ''} (other load ${r.otherLoad.toFixed(2)} cores)`);
+      const step = median(r.stepS);
+      log(`  round ${round + 1} ${mode.padEnd(7)} ${(r.tokensPerStep / step).toFixed(0).padStart(6)} tok/s, step ${step.toFixed(2)} s${r.commS.length ? `, in collectives ${(median(r.commS) * 1000).toFixed(1)} ms` : ''} (other load ${r.otherLoad.toFixed(2)} cores)`);
     }
   }
+  // Medians over every measured step of every round; other load averaged over the runs.
   const agg = (mode: string) => {
     const rs = runs.filter((r) => r.mode === mode);
-    const comm = rs.map((r) => r.commS).filter((x): x is number => x !== null);
-    return { mode, tok_per_s: median(rs.map((r) => r.tokPerS)), step_s: median(rs.map((r) => r.stepS)), comm_ms: comm.length ? median(comm) * 1000 : null, other_load: median(rs.map((r) => r.otherLoad)) };
+    const step = median(rs.flatMap((r) => r.stepS));
+    const comm = rs.flatMap((r) => r.commS);
+    return { mode, tok_per_s: rs[0]!.tokensPerStep / step, step_s: step, comm_ms: comm.length ? median(comm) * 1000 : null, other_load: rs.reduce((s, r) => s + r.otherLoad, 0) / rs.length };
   };
   const base = agg('1 rank');
   const table = modes.map((m) => {

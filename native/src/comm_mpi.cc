@@ -5,9 +5,14 @@
 // waits: an abort requested by this rank (its JavaScript failed) and the collective's deadline.
 // Either ends the whole job with MPI_Abort, so no rank waits forever for a dead or stuck peer.
 //
-// Determinism: all-reduce is a reduce-scatter followed by an all-gather, so each element is summed
-// once (on the rank that owns its slice) and every rank receives the same bits; the scalar
-// reduction gathers every rank's values and sums them in rank order on each rank.
+// The large collectives are rings of non-blocking point-to-point messages (MPI_Isend/MPI_Irecv to
+// the next and previous rank): reduce-scatter in P−1 steps, each passing a running partial sum of
+// one slice to the next rank, which adds its own slice; all-gather in P−1 steps passing finished
+// slices on. All-reduce is the one followed by the other. Each element is summed exactly once, on
+// the rank that owns its slice, so every rank receives the same bits whatever MPI's own tuning, and
+// the traffic per rank is 2·(P−1)/P of the buffer, as in the best MPI all-reduce algorithms (Open
+// MPI's non-blocking collectives default to slower ones for large buffers). The scalar reduction
+// gathers every rank's values and sums them in rank order on each rank.
 #include <dlfcn.h>
 #include <immintrin.h>
 #include <mpi.h>
@@ -69,6 +74,36 @@ void scaleBuffer(void* p, size_t n, DType d, int size) {
   else scale<float>(p, n, size);
 }
 
+// out[i] = a[i] + b[i] (out may alias a or b).
+template <class T>
+void addInto(T* out, const T* a, const T* b, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void addBuffer(void* out, const void* a, const void* b, size_t n, DType d) {
+  if (d == DType::F64) addInto(static_cast<double*>(out), static_cast<const double*>(a), static_cast<const double*>(b), n);
+  else addInto(static_cast<float*>(out), static_cast<const float*>(a), static_cast<const float*>(b), n);
+}
+
+// A partition of n elements into `parts` slices, 64-byte aligned (the threads transport's partition).
+struct Slices {
+  std::vector<size_t> begin, count;
+  Slices(size_t n, int parts, size_t elemBytes) : begin(parts), count(parts) {
+    const size_t align = 64 / elemBytes;
+    const size_t chunk = (n / parts + (n % parts != 0) + align - 1) / align * align;
+    for (int k = 0; k < parts; k++) {
+      begin[k] = std::min(n, static_cast<size_t>(k) * chunk);
+      count[k] = std::min(n, begin[k] + chunk) - begin[k];
+    }
+  }
+  // Equal slices of `shard` elements (reduce-scatter and all-gather of shards).
+  Slices(int parts, size_t shard) : begin(parts), count(parts, shard) {
+    for (int k = 0; k < parts; k++) begin[k] = static_cast<size_t>(k) * shard;
+  }
+};
+
+constexpr int kRingTag = 7;
+
 class MpiTransport : public Transport {
  public:
   MpiTransport() {
@@ -114,43 +149,28 @@ class MpiTransport : public Transport {
     switch (job.kind) {
       case Kind::AllReduce: {
         if (size_ == 1) return;
-        const size_t n = job.a.count;
-        checkCount(job, n);
-        // 64-byte aligned slices, one per rank (the same partition as the threads transport).
-        const size_t align = 64 / eb;
-        const size_t chunk = (n / size_ + (n % size_ != 0) + align - 1) / align * align;
-        std::vector<int> counts(size_), displs(size_);
-        for (int k = 0; k < size_; k++) {
-          const size_t b = std::min(n, static_cast<size_t>(k) * chunk);
-          displs[k] = static_cast<int>(b);
-          counts[k] = static_cast<int>(std::min(n, b + chunk) - b);
-        }
-        char* mine = scratch(static_cast<size_t>(counts[rank_]) * eb);
-        check(MPI_Ireduce_scatter(job.a.ptr, mine, counts.data(), type, MPI_SUM, comm_, &req), job, "MPI_Ireduce_scatter");
-        wait(req, job);
-        if (job.op == Op::Avg) scaleBuffer(mine, counts[rank_], job.a.dtype, size_);
-        if (counts[rank_] > 0) std::memcpy(job.a.ptr + static_cast<size_t>(displs[rank_]) * eb, mine, static_cast<size_t>(counts[rank_]) * eb);
-        check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, job.a.ptr, counts.data(), displs.data(), type, comm_, &req), job, "MPI_Iallgatherv");
-        wait(req, job);
+        const Slices sl(job.a.count, size_, eb);
+        char* own = job.a.ptr + sl.begin[rank_] * eb;
+        ringReduceScatter(job, job.a.ptr, sl, own);
+        if (job.op == Op::Avg) scaleBuffer(own, sl.count[rank_], job.a.dtype, size_);
+        ringAllGather(job, job.a.ptr, sl);
         return;
       }
       case Kind::ReduceScatter: {
-        const size_t shard = job.a.count;
-        checkCount(job, job.b.count);
-        const bool inPlace = job.a.ptr == job.b.ptr + static_cast<size_t>(rank_) * shard * eb;
-        char* recv = inPlace ? scratch(shard * eb) : job.a.ptr;
-        check(MPI_Ireduce_scatter_block(job.b.ptr, recv, static_cast<int>(shard), type, MPI_SUM, comm_, &req), job, "MPI_Ireduce_scatter_block");
-        wait(req, job);
-        if (inPlace) std::memcpy(job.a.ptr, recv, shard * eb);
-        if (job.op == Op::Avg) scaleBuffer(job.a.ptr, shard, job.a.dtype, size_);
+        const Slices sl(size_, job.a.count);
+        if (size_ == 1) {
+          if (job.a.ptr != job.b.ptr) std::memcpy(job.a.ptr, job.b.ptr, job.a.bytes());
+        } else {
+          ringReduceScatter(job, job.b.ptr, sl, job.a.ptr);
+        }
+        if (job.op == Op::Avg) scaleBuffer(job.a.ptr, job.a.count, job.a.dtype, size_);
         return;
       }
       case Kind::AllGather: {
-        const size_t shard = job.b.count;
-        checkCount(job, job.a.count);
-        const bool inPlace = job.b.ptr == job.a.ptr + static_cast<size_t>(rank_) * shard * eb;
-        check(MPI_Iallgather(inPlace ? MPI_IN_PLACE : job.b.ptr, static_cast<int>(shard), type, job.a.ptr, static_cast<int>(shard), type, comm_, &req), job, "MPI_Iallgather");
-        wait(req, job);
+        const Slices sl(size_, job.b.count);
+        char* own = job.a.ptr + sl.begin[rank_] * eb;
+        if (own != job.b.ptr) std::memcpy(own, job.b.ptr, job.b.bytes());
+        ringAllGather(job, job.a.ptr, sl);
         return;
       }
       case Kind::Broadcast:
@@ -216,12 +236,59 @@ class MpiTransport : public Transport {
     return scratch_.data();
   }
 
-  // Polls until the request completes; an abort request or the deadline ends the job instead.
-  void wait(MPI_Request& req, const Job& job) {
+  // One ring step: send `count` elements to the next rank while receiving from the previous one.
+  void exchange(const Job& job, const void* send, size_t sendCount, void* recv, size_t recvCount) {
+    const MPI_Datatype type = mpiType(job.a.dtype);
+    const int right = (rank_ + 1) % size_;
+    const int left = (rank_ + size_ - 1) % size_;
+    checkCount(job, std::max(sendCount, recvCount));
+    MPI_Request reqs[2];
+    check(MPI_Irecv(recv, static_cast<int>(recvCount), type, left, kRingTag, comm_, &reqs[0]), job, "MPI_Irecv");
+    check(MPI_Isend(send, static_cast<int>(sendCount), type, right, kRingTag, comm_, &reqs[1]), job, "MPI_Isend");
+    waitAll(reqs, 2, job);
+  }
+
+  // Ring reduce-scatter of `in` (slices sl) across ranks: this rank's slice of the sum goes to `out`
+  // (which may be its own slice of `in`). `in` is otherwise left unchanged.
+  void ringReduceScatter(const Job& job, const char* in, const Slices& sl, char* out) {
+    const size_t eb = dtypeBytes(job.a.dtype);
+    const int P = size_;
+    size_t maxCount = 0;
+    for (size_t c : sl.count) maxCount = std::max(maxCount, c);
+    char* partial = scratch(2 * maxCount * eb);
+    char* received = partial + maxCount * eb;
+    // Step s passes slice (r−1−s) on and receives slice (r−2−s), adding this rank's part of it;
+    // after P−1 steps the slice received is this rank's own, complete.
+    const char* send = in + sl.begin[(rank_ + P - 1) % P] * eb;
+    for (int s = 0; s < P - 1; s++) {
+      const int sent = (rank_ + 2 * P - 1 - s) % P;
+      const int recv = (rank_ + 2 * P - 2 - s) % P;
+      exchange(job, send, sl.count[sent], received, sl.count[recv]);
+      char* target = s == P - 2 ? out : partial;
+      addBuffer(target, received, in + sl.begin[recv] * eb, sl.count[recv], job.a.dtype);
+      send = partial;
+    }
+  }
+
+  // Ring all-gather in place: this rank's slice of `buf` is complete; after P−1 steps all are.
+  void ringAllGather(const Job& job, char* buf, const Slices& sl) {
+    const size_t eb = dtypeBytes(job.a.dtype);
+    const int P = size_;
+    for (int s = 0; s < P - 1; s++) {
+      const int sent = (rank_ + P - s) % P;
+      const int recv = (rank_ + 2 * P - 1 - s) % P;
+      exchange(job, buf + sl.begin[sent] * eb, sl.count[sent], buf + sl.begin[recv] * eb, sl.count[recv]);
+    }
+  }
+
+  void wait(MPI_Request& req, const Job& job) { waitAll(&req, 1, job); }
+
+  // Polls until the requests complete; an abort request or the deadline ends the job instead.
+  void waitAll(MPI_Request* reqs, int n, const Job& job) {
     int polls = 0;
     for (;;) {
       int done = 0;
-      check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), job, "MPI_Test");
+      check(MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE), job, "MPI_Testall");
       if (done) return;
       if (abortRequested_.load()) {
         std::string reason;
