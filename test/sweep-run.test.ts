@@ -188,7 +188,7 @@ test('sweep: SIGINT mid-run, then the same command skips, resumes, reports a fai
   rmSync(root, { recursive: true, force: true });
 });
 
-test('sweep: a run with metrics but no checkpoint is moved to .abandoned/ and started again', async () => {
+test('sweep: a run with metrics but no checkpoint is moved to .abandoned/ and started again; a changed config is refused', async () => {
   const root = tmp();
   const file = join(root, 'sweep.yaml');
   const dir = join(root, 'out');
@@ -206,5 +206,14 @@ test('sweep: a run with metrics but no checkpoint is moved to .abandoned/ and st
   assert.equal(aside.length, 1);
   assert.equal(readMetrics(join(dir, '.abandoned', aside[0]!, 'metrics.jsonl')).length, 1, 'the old rows are kept aside');
   assert.equal(readMetrics(join(runDir, 'metrics.jsonl')).at(-1)!.samples, 160);
+
+  // The sweep file changed under a finished run: not skipped silently, reported with the field.
+  writeFileSync(file, YAML.stringify({ base: BASE, sweep_dir: dir, runs: [{ name: 'only', batch: { schedule: 'constant', batch: 32 } }] }));
+  const changed = await sweep([file, '--dry-run']);
+  assert.match(changed.stdout, /only-seed0\s+will fail/);
+  assert.match(changed.stdout, /another config \(batch\.batch: the run has 16, the sweep 32\)/);
+  const again = await sweep([file]);
+  assert.equal(again.code, 1);
+  assert.match(again.stdout, /^only-seed0\s+failed\s+.*batch\.batch: the run has 16, the sweep 32/m);
   rmSync(root, { recursive: true, force: true });
 });

@@ -12,13 +12,15 @@
  * group so a terminal's Ctrl-C reaches them only through the sweep (twice would abort them at once).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { batchLayout, createSchedule } from '../batch/index.js';
 import { modelConfig } from '../model/config.js';
 import { formatSummaryTable, writeReport, type RunSummary } from '../report/index.js';
+import { trainConfigSchema } from '../train/config.js';
+import { diffPaths, RESUMABLE_CHANGES } from '../train/resume.js';
 import type { PlannedRun, SweepPlan } from './spec.js';
 import { inspectRun, type RunState } from './state.js';
 
@@ -72,6 +74,26 @@ export function feasibility(run: PlannedRun): string | null {
   }
 }
 
+/**
+ * Fields of an existing run's config.yaml that differ from the sweep's config for it, other than those
+ * `train --resume` may change (budget, eval, checkpoint, …): the run was made by another version of
+ * the sweep file, so skipping or resuming it would mix two experiments. Empty when the directory has
+ * no config.yaml.
+ */
+export function configChanges(run: PlannedRun): string[] {
+  const path = join(run.dir, 'config.yaml');
+  if (!existsSync(path)) return [];
+  let saved: unknown;
+  try {
+    saved = trainConfigSchema.parse(YAML.parse(readFileSync(path, 'utf8')));
+  } catch (e) {
+    return [`${path} is not a valid config (${(e as Error).message.split('\n')[0]})`];
+  }
+  return diffPaths(saved, run.config)
+    .filter((d) => !(RESUMABLE_CHANGES as readonly string[]).includes(d.path.split('.')[0]!))
+    .map((d) => `${d.path}: the run has ${JSON.stringify(d.a)}, the sweep ${JSON.stringify(d.b)}`);
+}
+
 /** What a run's state means for the next invocation, in words. */
 export function describeState(state: RunState, run: PlannedRun): string {
   const budget = run.config.budget.samples !== undefined ? `${run.config.budget.samples} samples` : `${run.config.budget.tokens} tokens`;
@@ -79,7 +101,7 @@ export function describeState(state: RunState, run: PlannedRun): string {
     case 'missing':
       return 'start';
     case 'finished':
-      return `skip (finished: ${state.steps} steps, ${state.samples} samples)`;
+      return `finished: ${state.steps} steps, ${state.samples} samples`;
     case 'resume':
       return `resume from checkpoint step ${state.checkpointStep ?? '?'} (${state.steps} steps, ${state.samples}/${budget} so far)`;
     case 'restart':
@@ -119,10 +141,11 @@ export class SweepRunner {
   /** The listing printed by --dry-run: each run, what the next invocation does with it and why, and its settings. */
   describePlan(): string {
     const rows = this.plan.runs.map((r, i) => {
-      const infeasible = feasibility(r);
       const state = inspectRun(r.dir, r.config);
-      const action = infeasible && state.kind !== 'finished' ? 'will fail' : { missing: 'start', finished: 'skip', resume: 'resume', restart: 'start again' }[state.kind];
-      const note = infeasible && state.kind !== 'finished' ? infeasible : state.kind === 'missing' ? '' : describeState(state, r);
+      const changed = state.kind === 'finished' || state.kind === 'resume' ? configChanges(r) : [];
+      const problem = changed.length ? `the run directory holds a run with another config (${changed.join('; ')}): move it away to run it again` : state.kind !== 'finished' ? feasibility(r) : null;
+      const action = problem ? 'will fail' : { missing: 'start', finished: 'skip', resume: 'resume', restart: 'start again' }[state.kind];
+      const note = problem ?? (state.kind === 'missing' ? '' : describeState(state, r));
       const settings = r.settings.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
       return { cells: [String(i + 1), r.id, action], settings, note };
     });
@@ -164,6 +187,12 @@ export class SweepRunner {
   private async runOne(run: PlannedRun, pos: number): Promise<RunResult> {
     const tag = `[${pos + 1}/${this.plan.runs.length}] ${run.id}`;
     let state = inspectRun(run.dir, run.config);
+    const changed = state.kind === 'finished' || state.kind === 'resume' ? configChanges(run) : [];
+    if (changed.length) {
+      const why = `${run.dir} holds a run with another config (${changed.join('; ')}): move it away to run it again`;
+      this.log(`sweep ${tag}: FAILED: ${why}`);
+      return { run, outcome: 'failed', detail: why };
+    }
     if (state.kind === 'finished') {
       this.log(`sweep ${tag}: already finished (${state.steps} steps), skipped`);
       return { run, outcome: 'already finished', detail: `${state.steps} steps` };
