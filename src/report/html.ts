@@ -66,12 +66,13 @@ function summaryTable(summaries: readonly RunSummary[]): string {
       const cells = SUMMARY_COLUMNS.map((c) => {
         const text = escapeHtml(c.cell(s));
         if (c.key === 'run') return `<td><span class="swatch" style="background:${color}"></span>${text}</td>`;
+        if (c.key === 'schedule') return `<td class="sched">${text}</td>`;
         return `<td${c.right ? ' class="num"' : ''}>${text}</td>`;
       }).join('');
       return `<tr data-run="${escapeHtml(s.name)}">${cells}</tr>`;
     })
     .join('\n');
-  return `<table class="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="table-wrap"><table class="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 const CSS = `
@@ -85,6 +86,8 @@ table.summary { border-collapse: collapse; background: #fff; font-size: 13px; }
 table.summary th, table.summary td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; white-space: nowrap; }
 table.summary th { background: #f0f0f0; cursor: help; }
 table.summary td.num, table.summary th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.table-wrap { overflow-x: auto; }
+table.summary td.sched { white-space: normal; min-width: 17em; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
 figure.chart { background: #fff; border: 1px solid #ddd; border-radius: 4px; margin: 0; padding: 10px 12px; min-width: 0; }
