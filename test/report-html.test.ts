@@ -84,7 +84,7 @@ test('summarizeRun: finished with a shortened last step, interrupted, no validat
   assert.match(table, /^run\s+schedule\s+status\s+steps/m);
   assert.match(table, /norm η=0\.5 microbatch, 16…64\s+finished\s+6\s+22\.7\s+32\s+0:06\s+7\.5000\s+7\.5000 @3\s+7\.9000 @6/);
   assert.match(table, /23%/);
-  assert.match(table, /empty\s+norm \(defaults\)\s+no steps/);
+  assert.match(table, /empty\s+\? \(no config\.yaml\)\s+no steps/);
   assert.match(table, /mean of the last 10 steps/);
 });
 

@@ -189,7 +189,7 @@ export function summarizeRun(run: ReportRun): RunSummary {
   return {
     name: run.name,
     dir: run.dir,
-    schedule: describeSchedule(run.config?.batch),
+    schedule: run.config ? describeSchedule(run.config.batch) : '? (no config.yaml)',
     status,
     finished,
     steps,

@@ -173,11 +173,16 @@ export class SweepRunner {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [this.opts.bin ?? BIN, 'train', ...args, ...(this.opts.trainArgs ?? [])], { stdio: 'inherit', detached: true });
       this.child = child;
+      // The child has its own process group: if the sweep itself dies, it must not train on alone.
+      const orphanGuard = (): void => void child.kill('SIGTERM');
+      process.once('exit', orphanGuard);
       child.once('error', (e) => {
+        process.off('exit', orphanGuard);
         this.child = null;
         reject(e);
       });
       child.once('exit', (code, signal) => {
+        process.off('exit', orphanGuard);
         this.child = null;
         resolve({ code, signal });
       });

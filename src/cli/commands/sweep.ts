@@ -81,19 +81,23 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   let signals = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // SIGHUP (the terminal went away) stops like SIGTERM: the run checkpoints and exits.
+    const sig = signal === 'SIGHUP' ? 'SIGTERM' : signal;
     signals++;
-    if (signals === 1) console.error(`\n${sig}: stopping the sweep: the current run finishes its step, writes a checkpoint and exits (press again to abort it at once); run the same command again to resume`);
-    else console.error(`\n${sig}: aborting the current run`);
+    if (signals === 1) console.error(`\n${signal}: stopping the sweep: the current run finishes its step, writes a checkpoint and exits (press again to abort it at once); run the same command again to resume`);
+    else console.error(`\n${signal}: aborting the current run`);
     runner.requestStop(sig);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const result = await runner.run();
     return result.exitCode;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
