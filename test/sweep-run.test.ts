@@ -111,8 +111,8 @@ test('sweep: SIGINT mid-run, then the same command skips, resumes, reports a fai
     base: BASE,
     runs: [
       { name: 'short', batch: { schedule: 'constant', batch: 8 } },
-      // Long enough (≈300 steps) that the SIGINT sent after its first rows lands mid-run.
-      { name: 'long', batch: { schedule: 'norm', eta: 0.5, initial: 4, max: 8 }, budget: { samples: 2400 } },
+      // Long enough (≈500 steps) that the SIGINT sent after its first rows lands mid-run.
+      { name: 'long', batch: { schedule: 'norm', eta: 0.5, initial: 4, max: 8 }, budget: { samples: 4000 } },
       { name: 'broken', init_from: join(root, 'no-such-model') },
       { name: 'last', batch: { schedule: 'constant', batch: 16 } },
     ],
@@ -143,7 +143,7 @@ test('sweep: SIGINT mid-run, then the same command skips, resumes, reports a fai
   const longState = inspectRun(d.long, longCfg);
   assert.equal(longState.kind, 'resume', 'the interrupted run has a checkpoint to resume from');
   const stoppedAt = longState.kind === 'resume' ? longState.steps : 0;
-  assert.ok(stoppedAt >= 3 && longState.kind === 'resume' && longState.samples < 2400, `stopped mid-run at step ${stoppedAt}`);
+  assert.ok(stoppedAt >= 3 && longState.kind === 'resume' && longState.samples < 4000, `stopped mid-run at step ${stoppedAt}`);
   assert.equal(longState.kind === 'resume' && longState.checkpointStep, stoppedAt, 'the stop wrote a checkpoint of the last step');
   assert.equal(existsSync(d.last), false, 'no run starts after the stop');
   assert.match(first.stdout, /^long-seed0\s+interrupted\s+checkpoint at step \d+/m);
@@ -170,7 +170,7 @@ test('sweep: SIGINT mid-run, then the same command skips, resumes, reports a fai
     long.map((_, i) => i + 1),
     'the resumed run has every step once',
   );
-  assert.equal(long.at(-1)!.samples, 2400, 'the resumed run reached its budget');
+  assert.equal(long.at(-1)!.samples, 4000, 'the resumed run reached its budget');
   assert.equal(inspectRun(d.long, longCfg).kind, 'finished');
   assert.equal(inspectRun(d.last, loadTrainConfig(join(dir, 'configs', 'last-seed0.yaml'))).kind, 'finished');
 
