@@ -34,7 +34,7 @@ export interface ChartSpec {
 const X_LABEL: Record<XField, string> = {
   samples: 'samples (sequences seen)',
   step: 'optimizer step',
-  elapsed_s: 'wall time (elapsed_s, m:ss)',
+  elapsed_s: 'wall time (elapsed_s)',
 };
 const X_NAME: Record<XField, string> = { samples: 'samples', step: 'steps', elapsed_s: 'wall time' };
 

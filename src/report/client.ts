@@ -72,7 +72,8 @@ export function reportClient(win: any): void {
           width: ss.style === 'dashed' ? 1 : 1.5,
           dash: ss.style === 'dashed' ? [5, 4] : run.dash,
           value: (_u: any, v: number) => (v == null ? '–' : fmtNum(v)),
-          points: { show: spec.rowsWhere ? true : undefined, size: 5, fill: run.color },
+          // Validation rows are few: always mark them. Elsewhere uPlot shows points when they are sparse.
+          points: spec.rowsWhere ? { show: true, size: 5, fill: run.color } : { size: 5, fill: run.color },
         };
         if (ss.style === 'points') {
           s.paths = () => null;
@@ -106,7 +107,14 @@ export function reportClient(win: any): void {
       cursor: { sync: { key: spec.x } },
       scales: { x: { time: false }, y: yScale },
       axes: [
-        { label: spec.xLabel, values: (_u: any, splits: number[]) => splits.map((v) => (spec.x === 'elapsed_s' ? fmtDuration(v) : fmtNum(v))) },
+        {
+          label: spec.xLabel,
+          // Wall time as m:ss, or in seconds while the whole axis is under a minute.
+          values: (_u: any, splits: number[]) => {
+            const short = spec.x === 'elapsed_s' && splits.every((v) => v == null || Math.abs(v) < 60);
+            return splits.map((v) => (spec.x !== 'elapsed_s' ? fmtNum(v) : short ? (v == null ? '' : `${Number(v.toPrecision(3))}s`) : fmtDuration(v)));
+          },
+        },
         { label: spec.yLabel, size: 64, values: (_u: any, splits: number[]) => splits.map((v) => (v == null ? '' : fmtNum(v))) },
       ],
       series,
@@ -123,10 +131,10 @@ export function reportClient(win: any): void {
       return { run: m.run, field: m.field, points, values };
     });
     fig.setAttribute('data-points', JSON.stringify(counts));
-    if (xs.length === 0) {
+    if (counts.every((c) => c.values === 0)) {
       const note = doc.createElement('p');
       note.className = 'empty';
-      note.textContent = 'No rows to plot for any run.';
+      note.textContent = xs.length === 0 ? 'No rows to plot for any run.' : 'No values to plot: the field is null in every row.';
       fig.appendChild(note);
     }
     charts.push({ id: spec.id, title: spec.title, uplot: u, holder, series: meta });
