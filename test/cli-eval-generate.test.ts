@@ -4,16 +4,16 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { randInts } from './helpers/num.js';
+import { tempDir } from './helpers/tmp.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(root, 'bin/adabatch.js');
-const dir = mkdtempSync(join(tmpdir(), 'adabatch-cli-'));
+const dir = tempDir('adabatch-cli-');
 const run = join(dir, 'run');
 
 function cli(...args: string[]) {

@@ -12,8 +12,6 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +32,7 @@ import { ReplicaEngine } from '../src/train/engine.js';
 import { relL2 } from './helpers/num.js';
 import { mpiEnv, mpirunArgs, mpiSkipReason, onMpi, onThreads } from './helpers/dist.js';
 import { DIST_MODEL, runRank, type RankResult, type RankSpec } from './helpers/dist-rank.js';
+import { tempDir } from './helpers/tmp.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
 const noMpi = noAddon || mpiSkipReason() || false;
@@ -199,7 +198,7 @@ const NORM_CLI = 'batch={schedule: norm, eta: 0.5, initial: 8, max: 64, max_micr
 const CONSTANT_CLI = 'batch={schedule: constant, batch: 8, max_micro: 2}';
 
 function cli(batch: string, args: string[], mpi = 0): { rows: MetricsRow[]; params: Float64Array; stderr: string } {
-  const runDir = join(mkdtempSync(join(tmpdir(), 'adabatch-ddp-')), 'run');
+  const runDir = join(tempDir('adabatch-ddp-'), 'run');
   const sets = [`run_dir=${runDir}`, 'model.preset=tiny', 'model.n_layers=2', 'model.seq_len=32', 'data={synthetic: {phrases: 16, phrase_len: 6}}', batch, 'budget.samples=216', 'eval.every_samples=0', 'lr.lr=0.003'].flatMap((s) => ['--set', s]);
   const cmd = mpi ? 'mpirun' : process.execPath;
   const argv = mpi ? [...mpirunArgs(mpi), process.execPath, BIN, 'train', ...sets, ...args] : [BIN, 'train', ...sets, ...args];

@@ -7,8 +7,6 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +14,7 @@ import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
 import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
 import { mpiEnv, mpirunArgs, mpiSkipReason } from './helpers/dist.js';
+import { tempDir } from './helpers/tmp.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
 const noMpi = noAddon || mpiSkipReason() || false;
@@ -52,7 +51,7 @@ function expectFailure(o: Outcome, pattern: RegExp, t: { diagnostic(m: string): 
   t.diagnostic(`exited with ${o.status} after ${o.seconds.toFixed(1)} s`);
 }
 
-const tmp = (): string => join(mkdtempSync(join(tmpdir(), 'adabatch-fault-')), 'run');
+const tmp = (): string => join(tempDir('adabatch-fault-'), 'run');
 
 test('threads: a rank that throws stops every rank; the last checkpoint is valid and resumes to the uninterrupted result', { skip: noAddon }, (t) => {
   const straightDir = tmp();

@@ -6,8 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +20,11 @@ import { Progress } from '../src/train/progress.js';
 import { loadResumeConfig } from '../src/train/resume.js';
 import { runTrain } from '../src/train/run.js';
 import { CoopWorld } from './helpers/coop-group.js';
+import { tempDir } from './helpers/tmp.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
-const root = mkdtempSync(join(tmpdir(), 'adabatch-fsdp-ckpt-'));
+const root = tempDir('adabatch-fsdp-ckpt-');
 
 function sets(runDir: string, strategy: 'ddp' | 'fsdp'): string[] {
   return [

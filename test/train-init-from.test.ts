@@ -5,8 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,13 +14,14 @@ import { readMetrics } from '../src/io/metrics.js';
 import { loadTrainConfig } from '../src/train/config.js';
 import { Progress } from '../src/train/progress.js';
 import { runTrain } from '../src/train/run.js';
+import { tempDir } from './helpers/tmp.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const PY = '/usr/bin/python3';
 const torchMissing = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0;
 
 test('init_from a PyTorch-written HF directory: the first step trains from exactly those weights', { skip: torchMissing && 'python3-torch is not installed' }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'adabatch-init-'));
+  const dir = tempDir('adabatch-init-');
   const hf = join(dir, 'hf');
   const made = spawnSync(PY, [join(root, 'tools/hf/make_hf_dir.py'), '--out', hf, '--dtype', 'bf16', '--shards', '2', '--seed', '4'], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);

@@ -6,8 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +17,14 @@ import { loadTrainConfig } from '../src/train/config.js';
 import { loadResumeConfig } from '../src/train/resume.js';
 import { runTrain } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
+import { tempDir } from './helpers/tmp.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const WALL_CLOCK = ['tok_per_s', 'step_time_s', 'elapsed_s', 'overhead_s', 'stats_s', 'eval_s'];
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'adabatch-resume-'));
+  return tempDir('adabatch-resume-');
 }
 
 function sets(runDir: string, extra: string[] = []): string[] {
