@@ -21,6 +21,9 @@ import { loadResumeConfig } from '../src/train/resume.js';
 import { runTrain } from '../src/train/run.js';
 import { CoopWorld } from './helpers/coop-group.js';
 import { tempDir } from './helpers/tmp.js';
+import { modelConfig } from '../src/model/config.js';
+import { buildLayout } from '../src/model/layout.js';
+import { formatBytes } from '../src/model/memory.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
@@ -125,4 +128,25 @@ test('a damaged shard is refused by name', () => {
   const r = spawnSync(process.execPath, [BIN, 'checkpoint', 'verify', copy], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /model-shard-00001-of-00002\.safetensors/);
+});
+
+test('FSDP refuses schedules it cannot serve, and reports the memory of unsharded accumulation', async () => {
+  const cfg = (name: string, batch: string, extra: string[] = []) =>
+    loadTrainConfig(undefined, [...sets(join(root, name), 'fsdp'), 'budget.samples=16', `batch=${batch}`, ...extra]);
+  const onTwo = (c: ReturnType<typeof cfg>, log: (l: string) => void = () => {}) => onRanks(2, (group, backend) => runTrain(c, { ...quiet, log, group, backend }));
+  // The inner-product family needs ⟨g_j, ḡ⟩ with ḡ whole on every rank.
+  await assert.rejects(onTwo(cfg('refuse-ip', '{schedule: inner_product, theta: 0.9, initial: 8, max: 64, max_micro: 2}')), /needs ⟨g_j, ḡ⟩, which FSDP does not provide; use parallel\.strategy: ddp/);
+  // per-sample needs each rank's accumulated ‖g_j‖²: refused without unsharded accumulation, naming the option.
+  const perSample = '{schedule: norm, estimator: per-sample, eta: 0.5, initial: 8, max: 64, max_micro: 2}';
+  await assert.rejects(onTwo(cfg('refuse-ps', perSample)), /under FSDP set parallel\.unsharded_accumulation: true/);
+  // With it, the run goes and its log says what the full local gradient costs per rank.
+  const lines: string[] = [];
+  await onTwo(cfg('unsharded', perSample, ['parallel.unsharded_accumulation=true']), (l) => lines.push(l));
+  const line = lines.find((l) => l.includes('unsharded accumulation'));
+  assert.ok(line, lines.join('\n'));
+  // Closed form: every unit padded to a multiple of J = 2 elements, 4 bytes each.
+  const layout = buildLayout(modelConfig('tiny', { n_layers: 2, seq_len: 32, tie_embeddings: true }));
+  assert.ok(lines.some((l) => l.includes(`(${(layout.paramCount / 1e6).toFixed(2)}M parameters`)), 'the test computes the layout of the model that ran');
+  const bytes = 4 * layout.units.reduce((a, u) => a + 2 * Math.ceil(u.size / 2), 0);
+  assert.match(line!, new RegExp(`\\(${formatBytes(bytes).replace('.', '\\.')} per rank\\)`));
 });

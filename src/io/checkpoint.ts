@@ -39,9 +39,9 @@
  * and the others skip. A crash between moving an old checkpoint aside and renaming the new one into
  * place leaves `.replaced~<name>~…`; the next write or latest*Checkpoint call renames it back.
  *
- * Extensibility (FSDP): the manifest's `layout` is "consolidated" today; a sharded layout (each rank
- * writing its shard of the flat unit buffers plus an index) will be a new `layout` value listing its
- * files in the same `files` map. Readers refuse layouts and versions they do not know, by name.
+ * Layouts: "consolidated" (this file: one model.safetensors with Hugging Face names) and "sharded"
+ * (checkpoint-sharded.ts: one slice of every unit per FSDP rank plus shard_index.json, in the same
+ * `files` map). Readers refuse layouts and versions they do not know, by name.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

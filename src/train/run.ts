@@ -203,7 +203,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   }
   const paramM = (model.layout.paramCount / 1e6).toFixed(2);
   log(`model ${init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
-  if (fsdp) log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? ', plus a full local gradient (unsharded accumulation)' : ''}`);
+  if (fsdp) log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? `, plus a full local gradient for unsharded accumulation (${formatBytes(4 * model.layout.units.reduce((a, u) => a + ranks * Math.ceil(u.size / ranks), 0))} per rank)` : ''}`);
   log(`schedule ${schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${runDir}`);
   if (resumeFrom) log(`resuming from ${resumeFrom.dir} (step ${startState!.step}, ${startState!.samples} samples)`);
 
