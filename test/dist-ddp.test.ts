@@ -11,10 +11,7 @@
  *   final checkpoint equal a one-rank run's.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createBackend } from '../src/backend/registry.js';
 import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
 import { createSchedule, type BatchConfigInput } from '../src/batch/index.js';
@@ -22,37 +19,21 @@ import type { GradientStats } from '../src/batch/types.js';
 import { shardStep } from '../src/data/sampler.js';
 import { SyntheticStream } from '../src/data/synthetic.js';
 import { LocalGroup } from '../src/dist/group.js';
-import { readLatestCheckpoint } from '../src/io/checkpoint.js';
-import { readMetrics, type MetricsRow } from '../src/io/metrics.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 import { ReplicaEngine } from '../src/train/engine.js';
 import { relL2 } from './helpers/num.js';
-import { mpiEnv, mpirunArgs, mpiSkipReason, onMpi, onThreads } from './helpers/dist.js';
+import { mpiSkipReason, onMpi, onThreads } from './helpers/dist.js';
 import { DIST_MODEL, runRank, type RankResult, type RankSpec } from './helpers/dist-rank.js';
-import { tempDir } from './helpers/tmp.js';
+import { checkDecisions, cliTrain as cli } from './helpers/cli-train.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
 const noMpi = noAddon || mpiSkipReason() || false;
-const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 
 /** The norm test that grows the batch within 5 steps; micro ≤ 2, so J·M·m splits the same sequences into the same micro-batches for J = 1, 2, 4. */
 const NORM: BatchConfigInput = { schedule: 'norm', eta: 0.3, initial: 8, max: 64, max_micro: 2 };
-
-function checkDecisions(rows: MetricsRow[], ref: MetricsRow[], what: string): void {
-  assert.equal(rows.length, ref.length, `${what}: steps`);
-  rows.forEach((r, i) => {
-    for (const k of ['batch_size', 'next_batch', 'test_passed', 'micro_batch'] as const) assert.equal(r[k], ref[i]![k], `${what}: step ${i + 1} ${k}`);
-    const [a, b] = [r.test_stat as number | null, ref[i]!.test_stat as number | null];
-    if (a === null || b === null) assert.equal(a, b, `${what}: step ${i + 1} test_stat`);
-    else assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `${what}: step ${i + 1} test_stat ${a} vs ${b}`);
-    assert.ok(Math.abs((r.loss as number) - (ref[i]!.loss as number)) <= 1e-5, `${what}: step ${i + 1} loss`);
-    assert.equal(typeof r.val_loss, typeof ref[i]!.val_loss, `${what}: step ${i + 1} evaluated`);
-    if (typeof r.val_loss === 'number') assert.ok(Math.abs(r.val_loss - (ref[i]!.val_loss as number)) <= 1e-5, `${what}: step ${i + 1} val_loss ${r.val_loss} vs ${ref[i]!.val_loss}`);
-  });
-}
 
 function checkAgainstOneRank(results: RankResult[], one: RankResult, what: string): void {
   const J = results.length;
@@ -192,23 +173,8 @@ test('mpi, 2 ranks: the paper estimator statistics cross processes like threads'
 
 // ---- end to end through the command line --------------------------------------------------
 
-/** Wall-clock fields (tok_per_s, step_time_s, comm_s, allreduce_s, …) differ between runs. */
-const isWallClock = (k: string): boolean => k.endsWith('_s');
 const NORM_CLI = 'batch={schedule: norm, eta: 0.5, initial: 8, max: 64, max_micro: 2}';
 const CONSTANT_CLI = 'batch={schedule: constant, batch: 8, max_micro: 2}';
-
-function cli(batch: string, args: string[], mpi = 0): { rows: MetricsRow[]; params: Float64Array; stderr: string } {
-  const runDir = join(tempDir('adabatch-ddp-'), 'run');
-  const sets = [`run_dir=${runDir}`, 'model.preset=tiny', 'model.n_layers=2', 'model.seq_len=32', 'data={synthetic: {phrases: 16, phrase_len: 6}}', batch, 'budget.samples=216', 'eval.every_samples=0', 'lr.lr=0.003'].flatMap((s) => ['--set', s]);
-  const cmd = mpi ? 'mpirun' : process.execPath;
-  const argv = mpi ? [...mpirunArgs(mpi), process.execPath, BIN, 'train', ...sets, ...args] : [BIN, 'train', ...sets, ...args];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', env: mpiEnv(), timeout: 120_000 });
-  assert.equal(r.status, 0, `${cmd} ${argv.join(' ')} failed:\n${r.stderr}`);
-  const ck = readLatestCheckpoint(join(runDir, 'checkpoints'));
-  assert.ok(ck, 'a final checkpoint was written');
-  const rows = readMetrics(join(runDir, 'metrics.jsonl')).map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !isWallClock(k))) as MetricsRow);
-  return { rows, params: Float64Array.from([...ck.data.model.values()].flatMap((a) => Array.from(a))), stderr: r.stderr };
-}
 
 test('adabatch train --nproc 2 and mpirun -np 2 adabatch train: the same run, and one rank\'s', { skip: noAddon }, () => {
   // A constant batch: the global batches are the same for any J, so the parameters must be too.
