@@ -1,6 +1,6 @@
 // Runs the compiled test files: `*.test.js` (the default suite) or, with --slow, `*.slow.test.js`.
 // Extra arguments filter files by substring, e.g. `node scripts/run-tests.js golden`.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -14,6 +14,9 @@ function walk(dir) {
 const files = walk('dist/test')
   .filter((f) => f.endsWith('.test.js') && f.endsWith('.slow.test.js') === slow)
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  // A compiled test whose TypeScript source was deleted or renamed is stale output (tsc never
+  // removes files from dist/): skip it rather than run a test that no longer exists.
+  .filter((f) => existsSync(f.replace(/^dist[\\/]/, '').replace(/\.js$/, '.ts')))
   .sort();
 if (files.length === 0) {
   console.error('run-tests: no test files matched');
