@@ -12,30 +12,21 @@
  * waited-for children's rusage), in cores: speed ratios are only meaningful when it is near 0.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../src/backend/registry.js';
 import type { ProcessGroup } from '../src/dist/group.js';
 import { openMpiGroup } from '../src/dist/mpi.js';
-import { createThreadGroup, joinThreadGroup } from '../src/dist/threads.js';
-import { readMetrics } from '../src/io/metrics.js';
+import { joinThreadGroup } from '../src/dist/threads.js';
 import { modelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { UnitBuffers } from '../src/model/params.js';
+import { column, median, mpirunArgs, mpirunAvailable, onThreadRanks, positiveInt, trainRun } from './common.js';
 
 export const summary = 'data parallelism: tokens/s of 2 ranks (threads, mpi) vs 1 rank on preset B, and reduction time per step';
 
-const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-/** The median (the mean of the middle two for an even count). */
-const median = (a: number[]): number => {
-  const s = [...a].sort((x, y) => x - y);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-};
 
 // ---- reductions alone (runs on each rank) ---------------------------------------------------------
 
@@ -89,25 +80,7 @@ if (isMainThread && process.argv[1] === SELF && process.argv[2] === '--mpi-reduc
 }
 
 async function reduceOnThreads(n: number, preset: string, reps: number): Promise<ReduceResult> {
-  const group = createThreadGroup(n);
-  try {
-    const results = await Promise.all(
-      Array.from({ length: n }, (_, rank) => {
-        const w = new Worker(new URL(import.meta.url), { workerData: { ddpBench: true, groupId: group.id, rank, preset, reps } });
-        return new Promise<ReduceResult>((resolve, reject) => {
-          w.once('message', resolve);
-          w.once('error', reject);
-        });
-      }),
-    );
-    return results[0]!;
-  } finally {
-    group.release();
-  }
-}
-
-function mpirunArgs(n: number): string[] {
-  return ['--allow-run-as-root', '--oversubscribe', '-np', String(n)];
+  return (await onThreadRanks<ReduceResult>(import.meta.url, n, { ddpBench: true, preset, reps }))[0]!;
 }
 
 function reduceOnMpi(n: number, preset: string, reps: number): ReduceResult {
@@ -119,91 +92,41 @@ function reduceOnMpi(n: number, preset: string, reps: number): ReduceResult {
 
 // ---- training runs -------------------------------------------------------------------------------
 
-/** CPU-seconds the whole machine spent busy so far, and those of our waited-for children. */
-function cpuClocks(): { machine: number; children: number } {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = v.slice(0, 8).reduce((a, b) => a + b, 0) - v[3]! - v[4]!;
-  // /proc/self/stat fields 16 and 17 (cutime, cstime): CPU of children that were waited for.
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return { machine: busy / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
-}
+type Mode = '1 rank' | 'threads' | 'mpi';
 
-interface TrainRun {
-  mode: string;
+interface ModeRun {
+  mode: Mode;
   /** Per measured step (the first step of each run warms up and is left out). */
   stepS: number[];
   commS: number[];
-  tokensPerStep: number;
   otherLoad: number;
 }
 
-function trainRun(mode: '1 rank' | 'threads' | 'mpi', preset: string, steps: number, micro: number, batch: number): TrainRun {
-  const dir = mkdtempSync(join(tmpdir(), 'adabatch-bench-ddp-'));
-  const sets = [
-    `run_dir=${join(dir, 'run')}`,
-    `model.preset=${preset}`,
-    'data={synthetic: {}}',
-    `batch={schedule: constant, batch: ${batch}, max_micro: ${micro}}`,
-    `budget.samples=${batch * steps}`,
-    'eval.every_samples=0',
-    'checkpoint.at_end=false',
-    'checkpoint.every_minutes=0',
-    'threads=1',
-  ].flatMap((s) => ['--set', s]);
-  const train = [BIN, 'train', ...sets];
-  const before = cpuClocks();
-  const t0 = performance.now();
-  const r =
-    mode === 'mpi'
-      ? spawnSync('mpirun', [...mpirunArgs(2), process.execPath, ...train], { encoding: 'utf8' })
-      : spawnSync(process.execPath, mode === 'threads' ? [...train, '--nproc', '2'] : train, { encoding: 'utf8' });
-  const wall = (performance.now() - t0) / 1000;
-  const after = cpuClocks();
-  if (r.status !== 0) throw new Error(`bench ddp: ${mode} run failed (exit ${r.status}):\n${r.stderr}`);
-  const rows = readMetrics(join(dir, 'run', 'metrics.jsonl')).slice(1); // the first step warms up
-  rmSync(dir, { recursive: true, force: true });
-  return {
-    mode,
-    stepS: rows.map((x) => x.step_time_s as number),
-    commS: rows.map((x) => x.comm_s).filter((x): x is number => typeof x === 'number'),
-    tokensPerStep: batch * modelConfig(preset).seq_len,
-    otherLoad: Math.max(0, (after.machine - before.machine - (after.children - before.children)) / wall),
-  };
+function ddpRun(mode: Mode, preset: string, steps: number, micro: number, batch: number): ModeRun {
+  const r = trainRun('ddp', { ranks: mode === '1 rank' ? 1 : 2, mpi: mode === 'mpi' }, preset, batch, micro, steps);
+  return { mode, stepS: column(r.rows, 'step_time_s'), commS: column(r.rows, 'comm_s'), otherLoad: r.otherLoad };
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const opt = { preset: 'B', steps: 5, rounds: 2, micro: 4, mpi: true, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`bench ddp: ${a} needs a value`);
-      return v;
-    };
-    if (a === '--preset') opt.preset = next();
-    else if (a === '--steps') opt.steps = Number(next());
-    else if (a === '--rounds') opt.rounds = Number(next());
-    else if (a === '--micro') opt.micro = Number(next());
-    else if (a === '--no-mpi') opt.mpi = false;
-    else if (a === '--json') opt.json = true;
-    else throw new Error(`bench ddp: unknown option '${a}' (options: --preset P, --steps N, --rounds N, --micro M, --no-mpi, --json)`);
-  }
-  const mpi = opt.mpi && spawnSync('mpirun', ['--version']).status === 0;
+  const { values } = parseArgs({ args: argv, options: { preset: { type: 'string', default: 'B' }, steps: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' }, micro: { type: 'string', default: '4' }, 'no-mpi': { type: 'boolean' }, json: { type: 'boolean' } } });
+  const opt = { preset: values.preset, steps: positiveInt('ddp', 'steps', values.steps), rounds: positiveInt('ddp', 'rounds', values.rounds), micro: positiveInt('ddp', 'micro', values.micro), json: values.json === true };
+  const mpi = values['no-mpi'] !== true && mpirunAvailable();
   const batch = 2 * opt.micro; // one micro-step per rank on 2 ranks, two on one rank
   const mc = modelConfig(opt.preset);
   const log = (m: string): void => void (opt.json ? process.stderr : process.stdout).write(m + '\n');
   log(`bench ddp: preset ${opt.preset} (d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}, vocab ${mc.vocab}), global batch ${batch} (micro ${opt.micro}), 1 kernel thread per rank, ${opt.steps} steps × ${opt.rounds} rounds${mpi ? '' : ' (no mpirun: threads only)'}`);
 
-  const modes: Array<'1 rank' | 'threads' | 'mpi'> = ['1 rank', 'threads', ...(mpi ? (['mpi'] as const) : [])];
-  const runs: TrainRun[] = [];
+  const modes: Mode[] = ['1 rank', 'threads', ...(mpi ? (['mpi'] as const) : [])];
+  const tokensPerStep = batch * mc.seq_len;
+  const runs: ModeRun[] = [];
   for (let round = 0; round < opt.rounds; round++) {
     // Rotate the order, so no mode always runs first (or last) in a round.
     const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
     for (const mode of order) {
-      const r = trainRun(mode, opt.preset, opt.steps, opt.micro, batch);
+      const r = ddpRun(mode, opt.preset, opt.steps, opt.micro, batch);
       runs.push(r);
       const step = median(r.stepS);
-      log(`  round ${round + 1} ${mode.padEnd(7)} ${(r.tokensPerStep / step).toFixed(0).padStart(6)} tok/s, step ${step.toFixed(2)} s${r.commS.length ? `, in collectives ${(median(r.commS) * 1000).toFixed(1)} ms` : ''} (other load ${r.otherLoad.toFixed(2)} cores)`);
+      log(`  round ${round + 1} ${mode.padEnd(7)} ${(tokensPerStep / step).toFixed(0).padStart(6)} tok/s, step ${step.toFixed(2)} s${r.commS.length ? `, in collectives ${(median(r.commS) * 1000).toFixed(1)} ms` : ''} (other load ${r.otherLoad.toFixed(2)} cores)`);
     }
   }
   // Medians over every measured step of every round; other load averaged over the runs.
@@ -211,7 +134,7 @@ export async function run(argv: string[]): Promise<void> {
     const rs = runs.filter((r) => r.mode === mode);
     const step = median(rs.flatMap((r) => r.stepS));
     const comm = rs.flatMap((r) => r.commS);
-    return { mode, tok_per_s: rs[0]!.tokensPerStep / step, step_s: step, comm_ms: comm.length ? median(comm) * 1000 : null, other_load: rs.reduce((s, r) => s + r.otherLoad, 0) / rs.length };
+    return { mode, tok_per_s: tokensPerStep / step, step_s: step, comm_ms: comm.length ? median(comm) * 1000 : null, other_load: rs.reduce((s, r) => s + r.otherLoad, 0) / rs.length };
   };
   const base = agg('1 rank');
   const table = modes.map((m) => {

@@ -15,16 +15,11 @@
  * optimizer moments) right after setup, and the peak during training steps (activations, gathered
  * units, gradient scratch). Compared with the DDP replica's state and with the estimate.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../src/backend/registry.js';
 import { LocalGroup, type ProcessGroup } from '../src/dist/group.js';
-import { createThreadGroup, joinThreadGroup } from '../src/dist/threads.js';
-import { readMetrics } from '../src/io/metrics.js';
+import { joinThreadGroup } from '../src/dist/threads.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { estimateMemory, formatBytes } from '../src/model/memory.js';
@@ -34,11 +29,10 @@ import { Rng } from '../src/util/rng.js';
 import { ReplicaEngine } from '../src/train/engine.js';
 import type { TrainEngine } from '../src/train/engine-api.js';
 import { FsdpEngine } from '../src/train/fsdp.js';
+import { column, median, mpirunAvailable, onThreadRanks, positiveInt, trainRun } from './common.js';
 
 export const summary = 'FSDP: tokens/s of 2 ranks vs 1 on preset B with all-gather/reduce-scatter time, and measured per-rank memory';
 
-const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
-const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
 // ---- memory (in-process ranks) --------------------------------------------------------------------
 
@@ -98,93 +92,46 @@ if (!isMainThread && (workerData as { fsdpBench?: boolean } | null)?.fsdpBench) 
   parentPort!.postMessage(r);
 }
 
-async function fsdpMemory(ranks: number, preset: string, micro: number, steps: number, recompute: boolean): Promise<MemoryResult[]> {
-  const group = createThreadGroup(ranks);
-  try {
-    return await Promise.all(
-      Array.from({ length: ranks }, (_, rank) => {
-        const w = new Worker(new URL(import.meta.url), { workerData: { fsdpBench: true, groupId: group.id, rank, preset, micro, steps, recompute } });
-        return new Promise<MemoryResult>((resolve, reject) => {
-          w.once('message', resolve);
-          w.once('error', reject);
-        });
-      }),
-    );
-  } finally {
-    group.release();
-  }
+function fsdpMemory(ranks: number, preset: string, micro: number, steps: number, recompute: boolean): Promise<MemoryResult[]> {
+  return onThreadRanks<MemoryResult>(import.meta.url, ranks, { fsdpBench: true, preset, micro, steps, recompute });
 }
 
 // ---- speed (adabatch train) -----------------------------------------------------------------------
 
-interface TrainRun {
-  mode: string;
-  tokPerS: number;
-  allGatherS: number | null;
-  reduceScatterS: number | null;
+type Mode = '1 rank' | 'fsdp threads' | 'fsdp mpi';
+
+interface ModeRun {
+  mode: Mode;
+  /** Per measured step (the first step of each run warms up and is left out). */
+  stepS: number[];
+  allGatherS: number[];
+  reduceScatterS: number[];
   otherLoad: number;
 }
 
-function busyCpu(): { machine: number; children: number } {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return { machine: (v.slice(0, 8).reduce((a, b) => a + b, 0) - v[3]! - v[4]!) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
-}
-
-function trainRun(mode: '1 rank' | 'fsdp threads' | 'fsdp mpi', preset: string, steps: number, micro: number): TrainRun {
-  const dir = mkdtempSync(join(tmpdir(), 'adabatch-bench-fsdp-'));
-  const batch = 2 * micro;
-  const sets = [
-    `run_dir=${join(dir, 'run')}`,
-    `model.preset=${preset}`,
-    'data={synthetic: {}}',
-    `batch={schedule: constant, batch: ${batch}, max_micro: ${micro}}`,
-    `budget.samples=${batch * steps}`,
-    'eval.every_samples=0',
-    'checkpoint.at_end=false',
-    'checkpoint.every_minutes=0',
-    'threads=1',
-    ...(mode === '1 rank' ? [] : ['parallel.strategy=fsdp']),
-  ].flatMap((s) => ['--set', s]);
-  const train = [BIN, 'train', ...sets];
-  const before = busyCpu();
-  const t0 = performance.now();
-  const r =
-    mode === 'fsdp mpi'
-      ? spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, ...train], { encoding: 'utf8' })
-      : spawnSync(process.execPath, mode === 'fsdp threads' ? [...train, '--nproc', '2'] : train, { encoding: 'utf8' });
-  const wall = (performance.now() - t0) / 1000;
-  const after = busyCpu();
-  if (r.status !== 0) throw new Error(`bench fsdp: ${mode} run failed (exit ${r.status}):\n${r.stderr}`);
-  const rows = readMetrics(join(dir, 'run', 'metrics.jsonl')).slice(1);
-  rmSync(dir, { recursive: true, force: true });
-  const med = (k: string): number | null => {
-    const v = rows.map((x) => x[k]).filter((x): x is number => typeof x === 'number');
-    return v.length ? median(v) : null;
-  };
-  return { mode, tokPerS: med('tok_per_s')!, allGatherS: med('allgather_s'), reduceScatterS: med('reduce_scatter_s'), otherLoad: Math.max(0, (after.machine - before.machine - (after.children - before.children)) / wall) };
+function fsdpRun(mode: Mode, preset: string, steps: number, micro: number): ModeRun {
+  const how = { ranks: mode === '1 rank' ? 1 : 2, mpi: mode === 'fsdp mpi' };
+  const r = trainRun('fsdp', how, preset, 2 * micro, micro, steps, mode === '1 rank' ? [] : ['parallel.strategy=fsdp']);
+  return { mode, stepS: column(r.rows, 'step_time_s'), allGatherS: column(r.rows, 'allgather_s'), reduceScatterS: column(r.rows, 'reduce_scatter_s'), otherLoad: r.otherLoad };
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const opt = { preset: 'B', steps: 5, rounds: 2, micro: 4, mpi: true, json: false, memory: false, ranks: 2, recompute: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`bench fsdp: ${a} needs a value`);
-      return v;
-    };
-    if (a === '--preset') opt.preset = next();
-    else if (a === '--steps') opt.steps = Number(next());
-    else if (a === '--rounds') opt.rounds = Number(next());
-    else if (a === '--micro') opt.micro = Number(next());
-    else if (a === '--ranks') opt.ranks = Number(next());
-    else if (a === '--no-mpi') opt.mpi = false;
-    else if (a === '--memory') opt.memory = true;
-    else if (a === '--recompute') opt.recompute = true;
-    else if (a === '--json') opt.json = true;
-    else throw new Error(`bench fsdp: unknown option '${a}' (options: --preset P, --steps N, --rounds N, --micro M, --ranks J, --memory, --recompute, --no-mpi, --json)`);
-  }
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: 'string', default: 'B' },
+      steps: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '2' },
+      micro: { type: 'string', default: '4' },
+      ranks: { type: 'string', default: '2' },
+      memory: { type: 'boolean' },
+      recompute: { type: 'boolean' },
+      'no-mpi': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  const int = (k: 'steps' | 'rounds' | 'micro' | 'ranks'): number => positiveInt('fsdp', k, values[k]);
+  const opt = { preset: values.preset, steps: int('steps'), rounds: int('rounds'), micro: int('micro'), ranks: int('ranks'), memory: values.memory === true, recompute: values.recompute === true, json: values.json === true };
   const out = (m: string): void => void (opt.json ? process.stderr : process.stdout).write(m + '\n');
   const cfg = modelConfig(opt.preset);
 
@@ -209,20 +156,23 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
 
-  const mpi = opt.mpi && spawnSync('mpirun', ['--version']).status === 0;
+  const mpi = values['no-mpi'] !== true && mpirunAvailable();
+  const tokensPerStep = 2 * opt.micro * cfg.seq_len;
   out(`bench fsdp: preset ${opt.preset}, global batch ${2 * opt.micro} (micro ${opt.micro}), 1 kernel thread per rank, ${opt.steps} steps × ${opt.rounds} rounds${mpi ? '' : ' (no mpirun: threads only)'}`);
-  const modes: Array<'1 rank' | 'fsdp threads' | 'fsdp mpi'> = ['1 rank', 'fsdp threads', ...(mpi ? (['fsdp mpi'] as const) : [])];
-  const runs: TrainRun[] = [];
+  const modes: Mode[] = ['1 rank', 'fsdp threads', ...(mpi ? (['fsdp mpi'] as const) : [])];
+  const runs: ModeRun[] = [];
   for (let round = 0; round < opt.rounds; round++) {
-    for (const mode of modes.map((_, i) => modes[(i + round) % modes.length]!)) runs.push(trainRun(mode, opt.preset, opt.steps, opt.micro));
+    // Rotate the order, so no mode always runs first (or last) in a round.
+    for (const mode of modes.map((_, i) => modes[(i + round) % modes.length]!)) runs.push(fsdpRun(mode, opt.preset, opt.steps, opt.micro));
   }
-  const one = median(runs.filter((r) => r.mode === '1 rank').map((r) => r.tokPerS));
+  // Medians over every measured step of every round; other load averaged over the runs.
+  const msPerStep = (v: number[]): number | null => (v.length ? 1000 * median(v) : null);
+  const tokPerS = (mode: Mode): number => tokensPerStep / median(runs.filter((r) => r.mode === mode).flatMap((r) => r.stepS));
+  const one = tokPerS('1 rank');
   for (const mode of modes) {
     const rs = runs.filter((r) => r.mode === mode);
-    const tok = median(rs.map((r) => r.tokPerS));
-    const ag = rs.map((r) => r.allGatherS).filter((x): x is number => x !== null);
-    const rsc = rs.map((r) => r.reduceScatterS).filter((x): x is number => x !== null);
-    const line = { bench: 'fsdp', preset: opt.preset, mode, tok_per_s: tok, speedup: tok / one, allgather_ms_per_step: ag.length ? 1000 * median(ag) : null, reduce_scatter_ms_per_step: rsc.length ? 1000 * median(rsc) : null, other_load: median(rs.map((r) => r.otherLoad)) };
+    const tok = tokPerS(mode);
+    const line = { bench: 'fsdp', preset: opt.preset, mode, tok_per_s: tok, speedup: tok / one, allgather_ms_per_step: msPerStep(rs.flatMap((r) => r.allGatherS)), reduce_scatter_ms_per_step: msPerStep(rs.flatMap((r) => r.reduceScatterS)), other_load: rs.reduce((a, r) => a + r.otherLoad, 0) / rs.length };
     if (opt.json) console.log(JSON.stringify(line));
     else out(`${mode.padEnd(13)} ${Math.round(tok).toString().padStart(6)} tok/s   ×${(tok / one).toFixed(2)}${line.allgather_ms_per_step !== null ? `   all-gather ${line.allgather_ms_per_step.toFixed(1)} ms/step   reduce-scatter ${line.reduce_scatter_ms_per_step!.toFixed(1)} ms/step` : ''}   other load ${line.other_load.toFixed(2)} cores`);
   }

@@ -1,6 +1,6 @@
 /**
  * Benchmarks (not tests): `npm run bench -- <name> [options]` runs bench/<name>.ts, which exports
- * `run(argv): Promise<void>` and a one-line `summary`.
+ * `run(argv): Promise<void>` and a one-line `summary`. bench/common.ts holds shared helpers.
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ interface BenchModule {
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const names = readdirSync(here)
-  .filter((f) => f.endsWith('.js') && f !== 'main.js')
+  .filter((f) => f.endsWith('.js') && f !== 'main.js' && f !== 'common.js')
   .map((f) => f.slice(0, -3))
   .sort();
 
