@@ -25,11 +25,15 @@ Usage (Debian's python3-torch: apt-get install python3-torch):
 import argparse
 import json
 import math
-import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from safetensors_writer import write_safetensors  # noqa: E402
 
 # The `tiny` preset of src/model/config.ts.
 TINY = dict(vocab=512, d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=352, seq_len=128,
@@ -125,24 +129,12 @@ def forward(P, tokens, targets, c, tied):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    offset = 0
-    blobs = []
+def entries(tensors):
+    """(name, array) pairs as safetensors entries."""
+    codes = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int32"): "I32"}
     for name, arr in tensors:
         arr = np.ascontiguousarray(arr)
-        dtype = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int32"): "I32"}[arr.dtype]
-        b = arr.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(b)]}
-        offset += len(b)
-        blobs.append(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+        yield name, codes[arr.dtype], arr.shape, arr.tobytes()
 
 
 def main():
@@ -211,7 +203,7 @@ def main():
         "weight_sums": json.dumps(sums),
         "generator": "tools/golden/llama_golden.py, torch " + torch.__version__,
     }
-    write_safetensors(args.out, out, meta)
+    write_safetensors(args.out, entries(out), meta)
     print(f"wrote {args.out}: losses {losses}, grad norms {norms}")
 
 

@@ -16,10 +16,14 @@ Usage:
 import argparse
 import json
 import os
-import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from safetensors_writer import write_safetensors  # noqa: E402
 
 SIZES = dict(vocab_size=96, hidden_size=32, intermediate_size=88, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
@@ -33,20 +37,9 @@ def to_bytes(t):
     return t.contiguous().numpy().tobytes()
 
 
-def write_safetensors(path, tensors, metadata):
-    header, offset, blobs = {"__metadata__": metadata}, 0, []
-    for name, (t, code) in tensors.items():
-        b = to_bytes(t)
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
-        offset += len(b)
-        blobs.append(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+def write_tensors(path, tensors, metadata):
+    """tensors: {name: (torch tensor, dtype code)}."""
+    write_safetensors(path, [(n, code, t.shape, to_bytes(t)) for n, (t, code) in tensors.items()], metadata)
 
 
 def main():
@@ -91,14 +84,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     names = list(tensors)
     if args.shards == 1:
-        write_safetensors(os.path.join(args.out, "model.safetensors"), tensors, {"format": "pt"})
+        write_tensors(os.path.join(args.out, "model.safetensors"), tensors, {"format": "pt"})
     else:
         weight_map, total = {}, 0
         parts = np.array_split(np.arange(len(names)), args.shards)
         for i, idx in enumerate(parts):
             fname = f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors"
             part = {names[j]: tensors[names[j]] for j in idx}
-            write_safetensors(os.path.join(args.out, fname), part, {"format": "pt"})
+            write_tensors(os.path.join(args.out, fname), part, {"format": "pt"})
             for n, (t, _) in part.items():
                 weight_map[n] = fname
                 total += t.numel() * t.element_size()
@@ -113,7 +106,7 @@ def main():
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     if args.expect:
-        write_safetensors(args.expect, {n: (t.float(), "F32") for n, (t, _) in tensors.items()}, {"format": "pt"})
+        write_tensors(args.expect, {n: (t.float(), "F32") for n, (t, _) in tensors.items()}, {"format": "pt"})
     print(json.dumps({"out": args.out, "tensors": len(names)}))
 
 
