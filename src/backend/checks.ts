@@ -161,6 +161,16 @@ export function checkAttention(backend: string, kernel: string, out: Tensor, lse
   checkSize(kernel, 'lse', lse, d.batch * d.nHeads * d.seqLen);
 }
 
+/** attentionBackward: the forward's tensors plus dqkv (qkv's size) and dOut (out's size). */
+export function checkAttentionBackward(backend: string, dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, d: AttentionDims): void {
+  const K = 'attentionBackward';
+  checkAttention(backend, K, out, lse, qkv, d);
+  checkTensor(K, 'dqkv', dqkv, backend, qkv.dtype);
+  checkTensor(K, 'dOut', dOut, backend, qkv.dtype);
+  checkSize(K, 'dqkv', dqkv, qkv.size);
+  checkSize(K, 'dOut', dOut, out.size);
+}
+
 export function checkSwiglu(backend: string, kernel: string, h: Tensor, gu: Tensor): { rows: number; ffn: number } {
   checkTensor(kernel, 'gu', gu, backend, ['f32', 'f64']);
   checkTensor(kernel, 'h', h, backend, gu.dtype);
@@ -168,6 +178,15 @@ export function checkSwiglu(backend: string, kernel: string, h: Tensor, gu: Tens
   if (w % 2 !== 0) fail(kernel, `gu ${describe(gu)} must have an even row width [gate | up]`);
   checkSize(kernel, 'h', h, rows * (w / 2));
   return { rows, ffn: w / 2 };
+}
+
+/** swigluBackward: dh checked like swigluForward's h, and dgu of gu's size. */
+export function checkSwigluBackward(backend: string, dgu: Tensor, dh: Tensor, gu: Tensor): { rows: number; ffn: number } {
+  const K = 'swigluBackward';
+  const dims = checkSwiglu(backend, K, dh, gu);
+  checkTensor(K, 'dgu', dgu, backend, gu.dtype);
+  checkSize(K, 'dgu', dgu, gu.size);
+  return dims;
 }
 
 export function checkHeadLoss(backend: string, a: HeadLossArgs): { rows: number; dim: number; vocab: number } {

@@ -251,11 +251,7 @@ export class CpuBackend implements Backend {
 
   attentionBackward(dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims): void {
     const K = 'attentionBackward';
-    C.checkAttention(this.name, K, out, lse, qkv, dims);
-    C.checkTensor(K, 'dqkv', dqkv, this.name, qkv.dtype);
-    C.checkTensor(K, 'dOut', dOut, this.name, qkv.dtype);
-    C.checkSize(K, 'dqkv', dqkv, qkv.size);
-    C.checkSize(K, 'dOut', dOut, out.size);
+    C.checkAttentionBackward(this.name, dqkv, dOut, qkv, out, lse, dims);
     f32(K, { qkv });
     this.ctx.attentionBackward(...q(dqkv), ...q(dOut), ...q(qkv), ...q(out), ...q(lse), dims.batch, dims.seqLen, dims.nHeads, dims.nKvHeads, dims.headDim);
   }
@@ -275,9 +271,7 @@ export class CpuBackend implements Backend {
 
   swigluBackward(dgu: Tensor, dh: Tensor, gu: Tensor): void {
     const K = 'swigluBackward';
-    const { rows, ffn } = C.checkSwiglu(this.name, K, dh, gu);
-    C.checkTensor(K, 'dgu', dgu, this.name, gu.dtype);
-    C.checkSize(K, 'dgu', dgu, gu.size);
+    const { rows, ffn } = C.checkSwigluBackward(this.name, dgu, dh, gu);
     f32(K, { gu });
     this.ctx.swigluBackward(...q(dgu), ...q(dh), ...q(gu), rows, ffn);
   }

@@ -220,11 +220,7 @@ export class RefBackend implements Backend {
 
   attentionBackward(dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims): void {
     const K = 'attentionBackward';
-    C.checkAttention(this.name, K, out, lse, qkv, dims);
-    C.checkTensor(K, 'dqkv', dqkv, this.name, qkv.dtype);
-    C.checkTensor(K, 'dOut', dOut, this.name, qkv.dtype);
-    C.checkSize(K, 'dqkv', dqkv, qkv.size);
-    C.checkSize(K, 'dOut', dOut, out.size);
+    C.checkAttentionBackward(this.name, dqkv, dOut, qkv, out, lse, dims);
     M.attentionBackward(this.floats(dqkv, K, 'dqkv'), this.floats(dOut, K, 'dOut'), this.floats(qkv, K, 'qkv'), this.floats(out, K, 'out'), this.floats(lse, K, 'lse'), dims);
   }
 
@@ -241,9 +237,7 @@ export class RefBackend implements Backend {
 
   swigluBackward(dgu: Tensor, dh: Tensor, gu: Tensor): void {
     const K = 'swigluBackward';
-    const { rows, ffn } = C.checkSwiglu(this.name, K, dh, gu);
-    C.checkTensor(K, 'dgu', dgu, this.name, gu.dtype);
-    C.checkSize(K, 'dgu', dgu, gu.size);
+    const { rows, ffn } = C.checkSwigluBackward(this.name, dgu, dh, gu);
     M.swigluBackward(this.floats(dgu, K, 'dgu'), this.floats(dh, K, 'dh'), this.floats(gu, K, 'gu'), rows, ffn);
   }
 
