@@ -609,16 +609,18 @@ export interface LatestOptions extends ReadCheckpointOptions {
   onWarning?: (message: string) => void;
 }
 
-/** The newest checkpoint that verifies completely (verifyCheckpoint), or null. Skipped ones are reported. */
-export function latestValidCheckpoint(parentDir: string, opts: LatestOptions = {}): CheckpointEntry | null {
+/**
+ * Tries `use` on the checkpoints under parentDir, newest first, after recovering interrupted writes;
+ * returns the first result. A checkpoint that fails with a UserError is reported and skipped.
+ */
+function newestThat<T>(parentDir: string, opts: LatestOptions, use: (e: CheckpointEntry) => T): T | null {
   const warn = opts.onWarning ?? ((m: string): void => console.warn(m));
   for (const line of recoverInterruptedWrites(parentDir)) warn(`checkpoint recovery: ${line}`);
   const entries = listCheckpoints(parentDir);
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     try {
-      verifyCheckpoint(e.dir, opts);
-      return e;
+      return use(e);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       warn(`skipping checkpoint ${e.dir}: ${err.message}`);
@@ -627,21 +629,17 @@ export function latestValidCheckpoint(parentDir: string, opts: LatestOptions = {
   return null;
 }
 
+/** The newest checkpoint that verifies completely (verifyCheckpoint), or null. Skipped ones are reported. */
+export function latestValidCheckpoint(parentDir: string, opts: LatestOptions = {}): CheckpointEntry | null {
+  return newestThat(parentDir, opts, (e) => {
+    verifyCheckpoint(e.dir, opts);
+    return e;
+  });
+}
+
 /** Loads the newest checkpoint that reads and verifies (one hash pass per file), or null if none does. */
 export function readLatestCheckpoint(parentDir: string, opts: LatestOptions = {}): { entry: CheckpointEntry; data: CheckpointData } | null {
-  const warn = opts.onWarning ?? ((m: string): void => console.warn(m));
-  for (const line of recoverInterruptedWrites(parentDir)) warn(`checkpoint recovery: ${line}`);
-  const entries = listCheckpoints(parentDir);
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i]!;
-    try {
-      return { entry: e, data: readCheckpoint(e.dir, opts) };
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      warn(`skipping checkpoint ${e.dir}: ${err.message}`);
-    }
-  }
-  return null;
+  return newestThat(parentDir, opts, (e) => ({ entry: e, data: readCheckpoint(e.dir, opts) }));
 }
 
 /**
