@@ -4,7 +4,7 @@
  */
 import type { Backend, Tensor } from '../backend/backend.js';
 import type { ProcessGroup } from '../dist/group.js';
-import type { Llama } from '../model/llama.js';
+import type { Llama, UnitAccess } from '../model/llama.js';
 import type { AdamW } from '../optim/adamw.js';
 
 /**
@@ -114,4 +114,30 @@ export class WindowUploader {
     if (this.targetsT) this.backend.free(this.targetsT);
     this.tokensT = this.targetsT = null;
   }
+}
+
+/**
+ * Σ loss and token count of `model` over `windows` (no gradients), in micro-batches of at most
+ * maxBatch, with the parameters from `params`; `stats` (STAT_SLOTS float64) is overwritten.
+ */
+export async function evalLossWith(
+  model: Llama,
+  params: UnitAccess,
+  uploader: WindowUploader,
+  stats: Tensor,
+  windows: Int32Array,
+  count: number,
+  seqLen: number,
+  maxBatch: number,
+): Promise<{ lossSum: number; tokens: number }> {
+  const backend = model.backend;
+  const w = seqLen + 1;
+  backend.fill(stats, 0);
+  for (let start = 0; start < count; start += maxBatch) {
+    const batch = Math.min(maxBatch, count - start);
+    const [tokens, targets] = uploader.upload(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
+    await model.forwardLoss(tokens, targets, batch, seqLen, params, stats, SLOT.LOSS);
+  }
+  const s = backend.download(stats);
+  return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
 }

@@ -11,7 +11,7 @@ import type { Llama } from '../model/llama.js';
 import { UnitBuffers } from '../model/params.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import { clipToNorm } from '../optim/clip.js';
-import { SLOT, STAT_SLOTS, WindowUploader, type StatRequest, type StepScalars, type TrainEngine } from './engine-api.js';
+import { evalLossWith, SLOT, STAT_SLOTS, type StatRequest, type StepScalars, type TrainEngine, WindowUploader } from './engine-api.js';
 import { CoordinateHistogram, coordinateThreshold } from '../batch/coordinate.js';
 import { LocalReplica } from './replica.js';
 
@@ -146,17 +146,10 @@ export class ReplicaEngine implements TrainEngine {
   }
 
   /** Σ loss and token count over `windows` (no gradients), in micro-batches of at most maxBatch. */
-  async evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
-    const w = seqLen + 1;
-    this.backend.fill(this.stats, 0);
-    for (let start = 0; start < count; start += maxBatch) {
-      const batch = Math.min(maxBatch, count - start);
-      const [tokens, targets] = this.uploader.upload(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
-      await this.model.forwardLoss(tokens, targets, batch, seqLen, this.replica, this.stats, SLOT.LOSS);
-    }
-    const s = this.backend.download(this.stats);
-    return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
+  evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
+    return evalLossWith(this.model, this.replica, this.uploader, this.stats, windows, count, seqLen, maxBatch);
   }
+
 
   free(): void {
     this.replica.free();

@@ -21,7 +21,7 @@ import type { GradSink, Llama, UnitAccess } from '../model/llama.js';
 import { AdamW, type AdamWConfig, type UnitRange } from '../optim/adamw.js';
 import { clipToNorm } from '../optim/clip.js';
 import type { StatRequest, StepScalars, TrainEngine } from './engine-api.js';
-import { SLOT, STAT_SLOTS, WindowUploader } from './engine-api.js';
+import { evalLossWith, SLOT, STAT_SLOTS, WindowUploader } from './engine-api.js';
 
 export interface FsdpOptions {
   /** Free gathered parameters after forward and gather again for backward (the memory-saving default). */
@@ -287,17 +287,10 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     this.adamw.update(this.params, this.grads, lr);
   }
 
-  async evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
-    const w = seqLen + 1;
-    this.backend.fill(this.stats, 0);
-    for (let start = 0; start < count; start += maxBatch) {
-      const batch = Math.min(maxBatch, count - start);
-      const [tokens, targets] = this.uploader.upload(windows.subarray(start * w, (start + batch) * w), batch, seqLen);
-      await this.model.forwardLoss(tokens, targets, batch, seqLen, this, this.stats, SLOT.LOSS);
-    }
-    const s = this.backend.download(this.stats);
-    return { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]! };
+  evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
+    return evalLossWith(this.model, this, this.uploader, this.stats, windows, count, seqLen, maxBatch);
   }
+
 
   /**
    * Bytes of this rank's shards (parameters, gradients, AdamW moments), the high-water mark of the
