@@ -6,10 +6,9 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RefBackend } from '../src/backend/ref/index.js';
 import {
@@ -34,15 +33,9 @@ import { modelConfig, type ModelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { initialParameters, UnitBuffers } from '../src/model/params.js';
 import { UserError } from '../src/util/errors.js';
+import { tempDir } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'adabatch-io-ckpt-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-const freshDir = (): string => {
-  const d = join(root, `case-${counter++}`);
-  mkdirSync(d);
-  return d;
-};
+const freshDir = (): string => tempDir('adabatch-io-ckpt-');
 
 /** A micro model (fast) with GQA; tied or not. */
 function microConfig(tied = false): ModelConfig {
@@ -328,7 +321,7 @@ test('latestValidCheckpoint skips a corrupt newest checkpoint with a warning; re
   assert.equal(w2.length, 2);
 
   assert.equal(latestValidCheckpoint(freshDir(), { onWarning: () => assert.fail() }), null);
-  assert.equal(readLatestCheckpoint(join(root, 'missing-dir'), { onWarning: () => assert.fail() }), null);
+  assert.equal(readLatestCheckpoint(join(freshDir(), 'missing-dir'), { onWarning: () => assert.fail() }), null);
 });
 
 test('pruneCheckpoints keeps the newest N with manifests and removes older ones (broken ones too)', () => {

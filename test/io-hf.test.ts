@@ -5,30 +5,23 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { hfConfigFromModel, loadHfModel, loadModelDir, modelConfigFromHf } from '../src/io/hf.js';
 import { floatToBf16, floatToHalf, halfToFloat, SafetensorsReader, type TensorToWrite, writeSafetensorsFd } from '../src/io/safetensors.js';
 import { modelConfig, type ModelConfig, PRESETS } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { UserError } from '../src/util/errors.js';
+import { tempDir } from './helpers/tmp.js';
 
 const PYTHON = '/usr/bin/python3';
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const torchProbe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
 const torchSkip = torchProbe.status === 0 ? false : `${PYTHON} cannot import torch and numpy (apt-get install python3-torch): ${(torchProbe.stderr || String(torchProbe.error)).trim().split('\n').pop()}`;
 
-const root = mkdtempSync(join(tmpdir(), 'adabatch-io-hf-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-const freshDir = (): string => {
-  const d = join(root, `case-${counter++}`);
-  mkdirSync(d);
-  return d;
-};
+const freshDir = (): string => tempDir('adabatch-io-hf-');
 
 function assertUserError(fn: () => unknown, ...patterns: RegExp[]): void {
   try {
@@ -383,8 +376,8 @@ test('bad HF directories are refused with the file and the problem named', () =>
       ),
     /pytorch_model\.bin: PyTorch pickle weights are not supported/,
   );
-  assertUserError(() => loadHfModel(join(root, 'does-not-exist')), /does-not-exist: no such directory/);
-  assertUserError(() => loadModelDir(join(root, 'does-not-exist')), /no such directory/);
+  assertUserError(() => loadHfModel(join(freshDir(), 'does-not-exist')), /does-not-exist: no such directory/);
+  assertUserError(() => loadModelDir(join(freshDir(), 'does-not-exist')), /no such directory/);
 });
 
 test('HF directories written by PyTorch (bf16 / f16 / f64, sharded, inv_freq, tied copy) load bit-exactly', { skip: torchSkip }, () => {
