@@ -388,7 +388,7 @@ test('HF directories written by PyTorch (bf16 / f16 / f64, sharded, inv_freq, ti
   ];
   for (const c of cases) {
     const dir = freshDir();
-    const expect = join(dir, '..', `${dir.split('/').pop()}-expect.safetensors`);
+    const expect = join(freshDir(), 'expect.safetensors');
     const r = spawnSync(PYTHON, [join(repoRoot, 'tools/hf/make_hf_dir.py'), '--out', dir, '--expect', expect, ...c.args], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const m = loadHfModel(dir);
