@@ -21,14 +21,13 @@ import { loadTrainConfig } from '../src/train/config.js';
 import { Progress } from '../src/train/progress.js';
 import { runTrain } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
+import { tempDir } from './helpers/tmp.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
 
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'adabatch-report-'));
-}
+const tmp = (): string => tempDir('adabatch-report-');
 
 function fakeRun(rows: MetricsRow[], config: Record<string, unknown> | null, name = 'run'): ReportRun {
   return { name, dir: `/x/${name}`, config, rows };
