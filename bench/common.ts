@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createThreadGroup } from '../src/dist/threads.js';
+import { createThreadGroup } from '../src/parallel/threads.js';
 import { readMetrics, type MetricsRow } from '../src/io/metrics.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));

@@ -18,17 +18,17 @@
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../src/backend/registry.js';
-import { LocalGroup, type ProcessGroup } from '../src/dist/group.js';
-import { joinThreadGroup } from '../src/dist/threads.js';
+import { LocalGroup, type ProcessGroup } from '../src/parallel/group.js';
+import { joinThreadGroup } from '../src/parallel/threads.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { estimateMemory, formatBytes } from '../src/model/memory.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 import { Rng } from '../src/util/rng.js';
-import { ReplicaEngine } from '../src/train/engine.js';
-import type { TrainEngine } from '../src/train/engine-api.js';
-import { FsdpEngine } from '../src/train/fsdp.js';
+import { ReplicaEngine } from '../src/parallel/replica-engine.js';
+import type { TrainEngine } from '../src/parallel/engine.js';
+import { FsdpEngine } from '../src/parallel/fsdp-engine.js';
 import { column, median, mpirunAvailable, onThreadRanks, positiveInt, trainRun } from './common.js';
 
 export const summary = 'FSDP: tokens/s of 2 ranks vs 1 on preset B with all-gather/reduce-scatter time, and measured per-rank memory';
@@ -57,7 +57,7 @@ async function memoryRank(group: ProcessGroup, preset: string, strategy: 'ddp' |
     const e = new FsdpEngine(backend, model, group, ADAMW_DEFAULTS);
     engine = e;
     // Initialise unit by unit (as the trainer does): the whole model never exists on the host.
-    e.loadParams((u) => initialParameters(model.layout, 0, [u]));
+    e.loadState({ params: (u) => initialParameters(model.layout, 0, [u]) });
   } else {
     const e = new ReplicaEngine(backend, model, group, ADAMW_DEFAULTS);
     e.replica.params.fromHost(initialParameters(model.layout, 0));
@@ -72,7 +72,7 @@ async function memoryRank(group: ProcessGroup, preset: string, strategy: 'ddp' |
     const t0 = performance.now();
     engine.beginStep();
     await engine.microStep(windows, micro, cfg.seq_len, 1 / group.size);
-    await engine.finishStep({ localNorms: false, innerProducts: false });
+    await engine.finishStep({ localNorms: false, innerProducts: false, microBatch: micro });
     engine.update(1e-4, 1);
     times.push((performance.now() - t0) / 1000);
   }
@@ -144,7 +144,7 @@ export async function run(argv: string[]): Promise<void> {
     const results: MemoryResult[] = [];
     if (opt.preset !== 'tinyllama') {
       const backend = createBackend('cpu', { threads: 1 });
-      results.push(await memoryRank(new LocalGroup((d, s) => backend.copy(d, s)), opt.preset, 'ddp', micro, steps, opt.recompute));
+      results.push(await memoryRank(new LocalGroup(backend), opt.preset, 'ddp', micro, steps, opt.recompute));
     }
     const fsdp = await fsdpMemory(opt.ranks, opt.preset, micro, steps, opt.recompute);
     results.push(...fsdp);

@@ -153,7 +153,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
   const { Llama } = await import('../src/model/llama.js');
   const { initialParameters } = await import('../src/model/params.js');
   const { AdamW } = await import('../src/optim/adamw.js');
-  const { LocalReplica } = await import('../src/train/replica.js');
+  const { LocalReplica } = await import('../src/parallel/local-replica.js');
   const { Rng } = await import('../src/util/rng.js');
 
   const backend = new CpuBackend({ threads });

@@ -13,13 +13,13 @@ import { parseArgs } from 'node:util';
 import { createNoiseScaleTracker, createSchedule } from '../src/batch/index.js';
 import { createBackend } from '../src/backend/registry.js';
 import { loadDataset } from '../src/data/dataset.js';
-import { LocalGroup } from '../src/dist/group.js';
+import { LocalGroup } from '../src/parallel/group.js';
 import { MetricsWriter } from '../src/io/metrics.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
-import { ReplicaEngine } from '../src/train/engine.js';
+import { ReplicaEngine } from '../src/parallel/replica-engine.js';
 import { Progress } from '../src/train/progress.js';
 import { Trainer } from '../src/train/trainer.js';
 
@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<void> {
   const mc = modelConfig(values.preset, { vocab: ds.tokenizer.vocabSize });
   const backend = createBackend('cpu', { threads });
   const model = new Llama(backend, mc);
-  const engine = new ReplicaEngine(backend, model, new LocalGroup((d, s) => backend.copy(d, s)), ADAMW_DEFAULTS);
+  const engine = new ReplicaEngine(backend, model, new LocalGroup(backend), ADAMW_DEFAULTS);
   engine.replica.params.fromHost(initialParameters(model.layout, 0));
   // The norm test (microbatch estimator) at test interval 1, held at one batch size (initial = max),
   // so every step pays for the statistics and the decision and steps stay comparable.

@@ -15,7 +15,7 @@ test('cpu kernels equal ref with the AVX-512 paths disabled', () => {
   assert.equal(r.status, 0, `child test run failed:\n${r.stdout.split('\n').filter((l) => /not ok|error|rel L2/.test(l)).join('\n')}`);
   assert.match(r.stdout, /# pass [1-9]/);
   assert.match(r.stdout, /# fail 0/);
-  const native = fileURLToPath(new URL('../src/backend/cpu/native.js', import.meta.url));
+  const native = fileURLToPath(new URL('../src/addon/addon.js', import.meta.url));
   const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadNativeAddon } from ${JSON.stringify(native)}; console.log(loadNativeAddon().blasConfig().kernels)`], {
     encoding: 'utf8',
     env: { ...env, ADABATCH_NO_AVX512: '1' },

@@ -180,6 +180,6 @@ test('a missing addon is a clear error that says to run npm run build:native; re
     try { createBackend('cpu'); console.log('no error'); } catch (e) { console.log(e.name + ': ' + e.message); }
     console.log('ref:', createBackend('ref').name);`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ADABATCH_NATIVE_ADDON: '/nonexistent/adabatch.node' } });
-  assert.match(r.stdout, /NativeAddonMissingError: the cpu backend's native addon is not available at \/nonexistent\/adabatch.node: run `npm run build:native`/);
+  assert.match(r.stdout, /NativeAddonMissingError: adabatch's native addon is not available at \/nonexistent\/adabatch.node: run `npm run build:native`/);
   assert.match(r.stdout, /ref: ref/);
 });

@@ -12,7 +12,7 @@ import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { initialParameters } from '../src/model/params.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { LocalReplica } from '../src/train/replica.js';
+import { LocalReplica } from '../src/parallel/local-replica.js';
 import { randInts, relL2 } from './helpers/num.js';
 
 interface StepResult {

@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { CpuBackend } from '../src/backend/cpu/index.js';
-import { loadNativeAddon } from '../src/backend/cpu/native.js';
+import { loadNativeAddon } from '../src/addon/addon.js';
 import { RefBackend } from '../src/backend/ref/index.js';
 import { randInts, randn, relL2 } from './helpers/num.js';
 

@@ -168,7 +168,7 @@ class Simulator {
       globalSqNorm,
       dotSum,
       dotSqSum,
-      coordinateStat: null,
+      collected: null,
     };
   }
 }

@@ -88,7 +88,7 @@ test('createSchedule builds each schedule with its parameters', () => {
   assert.ok(gns instanceof NoiseScaleSchedule && gns.multiplier === 20 && gns.needs.localNorms);
   const coord = createSchedule({ schedule: 'coordinate', quantile: 0.99, threshold: 0.2 });
   assert.ok(coord instanceof CoordinateNormSchedule);
-  assert.deepEqual(coord.coordinate, { quantile: 0.99, threshold: 0.2 });
+  assert.deepEqual(coord.collector.options, { quantile: 0.99, threshold: 0.2 });
   const sw = createSchedule({ schedule: 'stagewise', stages: [{ batch: 8, fraction: 0.25 }, { batch: 16, fraction: 0.75 }] }, { sampleBudget: 1000 });
   assert.ok(sw instanceof StagewiseSchedule);
   assert.deepEqual([sw.targetBatch(249), sw.targetBatch(250)], [8, 16]);

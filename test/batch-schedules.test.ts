@@ -39,7 +39,7 @@ function statsFrom(g: number[][][], m: number): GradientStats {
     globalSqNorm: dot(gbar, gbar),
     dotSum: dots.reduce((s, x) => s + x, 0),
     dotSqSum: dots.reduce((s, x) => s + x * x, 0),
-    coordinateStat: null,
+    collected: null,
   };
 }
 
@@ -52,7 +52,7 @@ function stats(J: number, M: number, m: number, s: Partial<Omit<GradientStats, '
     globalSqNorm: 1,
     dotSum: null,
     dotSqSum: null,
-    coordinateStat: null,
+    collected: null,
     ...s,
   };
 }
@@ -300,12 +300,12 @@ test('augmented inner-product test: the larger of the two', () => {
 // ------------------------------------------------------------------------------------------------
 // Coordinate test and gns schedule
 
-test('coordinate test: T = coordinateStat/η², and it needs the statistic', () => {
+test('coordinate test: T = collected/η², and it needs the statistic', () => {
   const s = new CoordinateNormSchedule(opts(), 0.5, { quantile: 0.9, threshold: 0.1 });
-  const d = s.observe(stats(2, 2, 4, { coordinateStat: 10 }), 16);
+  const d = s.observe(stats(2, 2, 4, { collected: 10 }), 16);
   assertClose(d.testStat, 40, 'T');
   assert.equal(d.nextBatch, 40);
-  assert.throws(() => s.observe(stats(2, 2, 4, {}), 32), /coordinateStat/);
+  assert.throws(() => s.observe(stats(2, 2, 4, {}), 32), /collected/);
 });
 
 test('gns schedule: b = clamp(c·B_simple), compared with the current target', () => {
@@ -418,8 +418,11 @@ test('needs: each schedule asks for exactly the statistics its formula uses', ()
   assert.equal(n(new InnerProductSchedule(opts(), 'inner_product', 0.9, null)), 'innerProducts');
   assert.equal(n(new InnerProductSchedule(opts(), 'orthogonality', null, 5)), 'innerProducts,localNorms');
   assert.equal(n(new InnerProductSchedule(opts(), 'augmented', 0.9, 5)), 'innerProducts,localNorms');
-  assert.equal(n(new CoordinateNormSchedule(opts(), 0.2, { quantile: 0.9, threshold: 0 })), 'coordinates,microSamples');
+  const coordinate = new CoordinateNormSchedule(opts(), 0.2, { quantile: 0.9, threshold: 0 });
+  assert.equal(n(coordinate), 'microSamples');
+  assert.ok(coordinate.collector, 'the coordinate test brings its per-coordinate statistics collector');
   assert.equal(n(new NoiseScaleSchedule(opts(), 1)), 'microSamples');
+  for (const s of [new NormTestSchedule(opts(), 0.2, 'microbatch'), new InnerProductSchedule(opts(), 'augmented', 0.9, 5), new NoiseScaleSchedule(opts(), 1)] as BatchSchedule[]) assert.equal(s.collector, undefined, `${s.name} needs no collector`);
 });
 
 test('observe() refuses a missing statistic the schedule asked for, and an inconsistent plan', () => {
@@ -450,7 +453,7 @@ function* stepStats(seed: number, J: number): Generator<GradientStats> {
       globalSqNorm: g2,
       dotSum: J * dotMean,
       dotSqSum: J * dotMean * dotMean + (J - 1) * dotVar,
-      coordinateStat: 10 * noise * (0.5 + rng.uniform()),
+      collected: 10 * noise * (0.5 + rng.uniform()),
     };
   }
 }

@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
+import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { mpiSkipReason, scenarioOnMpi, scenarioOnThreads } from './helpers/dist.js';
 import { inputValue, SIZES } from './helpers/dist-scenarios.js';
 
@@ -94,6 +94,12 @@ for (const J of [2, 4]) {
   });
 }
 
+test('threads, 3 ranks on the ref backend (staged through host buffers): every collective matches its closed form, identically on every rank', { skip: noAddon }, async () => {
+  const all = (await scenarioOnThreads(3, 'collectivesStaged')) as Results[];
+  all.forEach((res, rank) => checkCollectives(3, rank, res, true));
+  checkIdentical(all);
+});
+
 test('mpi, 3 ranks: every collective matches its closed form, identically on every rank', { skip: noMpi }, () => {
   const all = scenarioOnMpi(3, 'collectives') as Results[];
   all.forEach((res, rank) => checkCollectives(3, rank, res, false));
@@ -145,7 +151,7 @@ test("threads and mpi: a rank's event loop runs while it waits in a collective",
 test('threads: bad arguments fail at the call and leave the group usable', { skip: noAddon }, async () => {
   const [a] = (await scenarioOnThreads(2, 'validation')) as Array<{ errors: string[]; after: number[] }>;
   const e = a!.errors;
-  assert.match(e[0]!, /'ref' tensor; the threads process group reduces cpu-backend buffers/);
+  assert.match(e[0]!, /allReduce: t is a 'ref' tensor; this process group is bound to the 'cpu' backend/);
   assert.match(e[1]!, /input must hold size × out elements \(2 × 3\), has 7/);
   assert.match(e[2]!, /out must hold size × shard elements \(2 × 3\), has 7/);
   assert.match(e[3]!, /must be f32 or f64, got i32/);

@@ -13,17 +13,17 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { createBackend } from '../src/backend/registry.js';
-import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
+import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { createSchedule, type BatchConfigInput } from '../src/batch/index.js';
 import type { GradientStats } from '../src/batch/types.js';
 import { shardStep } from '../src/data/sampler.js';
 import { SyntheticStream } from '../src/data/synthetic.js';
-import { LocalGroup } from '../src/dist/group.js';
+import { LocalGroup } from '../src/parallel/group.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
-import { ReplicaEngine } from '../src/train/engine.js';
+import { ReplicaEngine } from '../src/parallel/replica-engine.js';
 import { relL2 } from './helpers/num.js';
 import { mpiSkipReason, onMpi, onThreads } from './helpers/dist.js';
 import { DIST_MODEL, runRank, type RankResult, type RankSpec } from './helpers/dist-rank.js';
@@ -58,7 +58,7 @@ const oneRank = new Map<number, RankResult>();
  * micro-steps of m, exactly the sequences and micro-batches the J ranks run together).
  */
 async function reference(J: number): Promise<RankResult> {
-  if (!oneRank.has(J)) oneRank.set(J, await runRank(new LocalGroup(() => {}), { ...SPEC, planRanks: J }));
+  if (!oneRank.has(J)) oneRank.set(J, await runRank(null, { ...SPEC, planRanks: J }));
   return oneRank.get(J)!;
 }
 
@@ -68,6 +68,11 @@ test('threads, 2 ranks: DDP equals one rank after 5 steps (parameters and norm-t
 
 test('threads, 4 ranks started from different weights: the start-up broadcast, then DDP equals one rank', { skip: noAddon }, async () => {
   checkAgainstOneRank(await onThreads(4, { ...SPEC, perturbSeedByRank: true }), await reference(4), 'threads J=4');
+});
+
+test('threads, 2 ranks on the ref backend (collectives staged through host buffers): DDP equals one ref rank', { skip: noAddon }, async () => {
+  const spec: RankSpec = { ...SPEC, steps: 3, backend: 'ref' };
+  checkAgainstOneRank(await onThreads(2, spec), await runRank(null, { ...spec, planRanks: 2 }), 'threads J=2, ref backend');
 });
 
 for (const J of [2, 4]) {
@@ -91,7 +96,7 @@ async function explicitStats(J: number, b: number, m: number): Promise<Explicit>
   const backend = createBackend('cpu', { threads: 1 });
   const mc = modelConfig('tiny', DIST_MODEL);
   const model = new Llama(backend, mc);
-  const engine = new ReplicaEngine(backend, model, new LocalGroup(() => {}), ADAMW_DEFAULTS);
+  const engine = new ReplicaEngine(backend, model, new LocalGroup(backend), ADAMW_DEFAULTS);
   engine.replica.params.fromHost(initialParameters(model.layout, 0));
   const stream = new SyntheticStream(mc.seq_len, { vocab: mc.vocab, phrases: 10, phrase_len: 5, seed: 3 });
   const sq = (a: Float64Array): number => a.reduce((s, v) => s + v * v, 0);
@@ -103,7 +108,7 @@ async function explicitStats(J: number, b: number, m: number): Promise<Explicit>
     for (const t of shard.micro) {
       engine.beginStep();
       await engine.microStep(stream.windows(t.start, t.count), t.count, mc.seq_len, 1);
-      await engine.finishStep({ localNorms: false, innerProducts: false });
+      await engine.finishStep({ localNorms: false, innerProducts: false, microBatch: t.count });
       const g = Float64Array.from(engine.replica.grads.units.flatMap((u) => Array.from(backend.download(u))));
       micro += sq(g);
       // g_j = Σ_t (m_t / b_j) g_{j,t}
@@ -152,7 +157,7 @@ for (const est of ESTIMATORS) {
       closeRel(s.dotSqSum, ref.dotSqSum, 1e-5, 'Σ⟨g_j,ḡ⟩²');
     }
     // The decision from the explicit statistics (a fresh schedule) is the one the run logged.
-    const fresh = createSchedule(est.batch).observe({ plan: s.plan, coordinateStat: null, microSqNormSum: ref.microSqNormSum, globalSqNorm: ref.globalSqNorm, localSqNormSum: est.local ? ref.localSqNormSum : null, dotSum: est.dots ? ref.dotSum : null, dotSqSum: est.dots ? ref.dotSqSum : null }, 16);
+    const fresh = createSchedule(est.batch).observe({ plan: s.plan, collected: null, microSqNormSum: ref.microSqNormSum, globalSqNorm: ref.globalSqNorm, localSqNormSum: est.local ? ref.localSqNormSum : null, dotSum: est.dots ? ref.dotSum : null, dotSqSum: est.dots ? ref.dotSqSum : null }, 16);
     const row = results[0]!.rows[0]!;
     assert.equal(row.next_batch, fresh.nextBatch);
     assert.equal(row.test_passed, fresh.testPassed);

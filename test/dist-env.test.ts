@@ -5,13 +5,15 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
-import { defaultKernelThreads, hash20 } from '../src/dist/ddp.js';
-import { chooseDist, detectLauncher } from '../src/dist/env.js';
-import { LocalGroup, type ProcessGroup } from '../src/dist/group.js';
+import { nativeAddonAvailable } from '../src/addon/addon.js';
+import { defaultKernelThreads, hash20 } from '../src/parallel/ddp.js';
+import { chooseDist, detectLauncher } from '../src/parallel/group-choice.js';
+import type { ProcessGroup } from '../src/parallel/group.js';
 import { UserError } from '../src/util/errors.js';
 import { scenarioOnThreads } from './helpers/dist.js';
+import { tempDir } from './helpers/tmp.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
@@ -49,9 +51,9 @@ test('--dist and --nproc against the environment', () => {
 });
 
 test('default kernel threads: all cores for one rank, one per thread rank, an MPI rank\'s bound cores or share', () => {
-  const fake = (kind: ProcessGroup['kind'], size: number, localSize: number): ProcessGroup => ({ ...new LocalGroup(() => {}), kind, size, localSize, rank: 0 }) as unknown as ProcessGroup;
+  const fake = (kind: ProcessGroup['kind'], size: number, localSize: number): Pick<ProcessGroup, 'kind' | 'size' | 'localSize'> => ({ kind, size, localSize });
   assert.equal(defaultKernelThreads(null, 16, 16), 16);
-  assert.equal(defaultKernelThreads(new LocalGroup(() => {}), 16, 16), 16);
+  assert.equal(defaultKernelThreads(fake('local', 1, 1), 16, 16), 16);
   assert.equal(defaultKernelThreads(fake('threads', 4, 4), 16, 16), 1);
   assert.equal(defaultKernelThreads(fake('mpi', 8, 4), 16, 16), 4, 'unbound: the machine shared by its 4 ranks');
   assert.equal(defaultKernelThreads(fake('mpi', 8, 32), 16, 16), 1);
@@ -70,13 +72,20 @@ test('ranks agree on the config at start-up and name the run after rank 0 clock'
   assert.ok(hash20('x') < 2 ** 20);
 });
 
+test('the ref backend trains on thread ranks: its collectives are staged through host buffers', { skip: noAddon }, () => {
+  const env = { ...process.env };
+  delete env.OMPI_COMM_WORLD_SIZE;
+  const runDir = join(tempDir('adabatch-ref-threads-'), 'run');
+  const ref = spawnSync(process.execPath, [BIN, 'train', '--nproc', '2', '--set', 'backend=ref', '--set', 'model.preset=tiny', '--set', 'data={synthetic: {}}', '--set', 'budget.samples=8', '--set', 'batch={schedule: constant, batch: 4, max_micro: 2}', '--set', `run_dir=${runDir}`], { encoding: 'utf8', env });
+  assert.equal(ref.status, 0, ref.stderr);
+  assert.match(ref.stderr, /on ref × 1 thread\(s\), 2 rank\(s\)/);
+  assert.match(ref.stdout + ref.stderr, /steps {11}2\b/);
+});
+
 test('the command line refuses what a threads group cannot run, clearly', { skip: noAddon }, () => {
   const env = { ...process.env };
   delete env.OMPI_COMM_WORLD_SIZE;
   const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'train', ...args], { encoding: 'utf8', env });
-  const ref = run(['--nproc', '2', '--set', 'backend=ref', '--set', 'model.preset=tiny', '--set', 'data={synthetic: {}}']);
-  assert.equal(ref.status, 2);
-  assert.match(ref.stderr, /adabatch: backend 'ref' cannot run data-parallel ranks in threads/);
   const both = run(['--nproc', '2', '--dist', 'mpi']);
   assert.equal(both.status, 2);
   assert.match(both.stderr, /--nproc starts worker threads in this process; with --dist mpi/);

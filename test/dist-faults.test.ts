@@ -1,6 +1,6 @@
 /**
  * Faults in distributed training, through the command line with the test-only hook
- * ADABATCH_TEST_FAULT=<rank>:<step>:<kind> (src/dist/fault.ts): a rank that throws, exits, is killed
+ * ADABATCH_TEST_FAULT=<rank>:<step>:<kind> (src/train/fault-injection.ts): a rank that throws, exits, is killed
  * or hangs makes every rank stop and the command exit non-zero on its own, naming the failing rank
  * and its error (or the timeout); the last checkpoint stays valid and the run resumes from it to the
  * same parameters as a run that never failed.
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
+import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
 import { mpiEnv, mpirunArgs, mpiSkipReason } from './helpers/dist.js';

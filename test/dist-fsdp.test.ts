@@ -9,7 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { nativeAddonAvailable } from '../src/backend/cpu/native.js';
+import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { checkDecisions, cliTrain } from './helpers/cli-train.js';
 import { mpiSkipReason } from './helpers/dist.js';
 import { relL2 } from './helpers/num.js';

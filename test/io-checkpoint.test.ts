@@ -12,7 +12,6 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RefBackend } from '../src/backend/ref/index.js';
 import {
-  ADAMW_PREFIX,
   type CheckpointContent,
   checkpointName,
   latestValidCheckpoint,
@@ -21,12 +20,12 @@ import {
   readCheckpoint,
   readLatestCheckpoint,
   readManifest,
-  recoverInterruptedWrites,
   tensorEntriesFromBuffers,
   tensorsWithPrefix,
   verifyCheckpoint,
   writeCheckpoint,
 } from '../src/io/checkpoint.js';
+import { ADAMW_PREFIX, recoverInterruptedWrites } from '../src/io/checkpoint-format.js';
 import { loadModelDir } from '../src/io/hf.js';
 import { SafetensorsReader } from '../src/io/safetensors.js';
 import { modelConfig, type ModelConfig } from '../src/model/config.js';

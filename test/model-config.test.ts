@@ -7,7 +7,7 @@ import { buildLayout } from '../src/model/layout.js';
 import { Llama } from '../src/model/llama.js';
 import { estimateMemory } from '../src/model/memory.js';
 import { AdamW, ADAMW_DEFAULTS } from '../src/optim/adamw.js';
-import { LocalReplica } from '../src/train/replica.js';
+import { LocalReplica } from '../src/parallel/local-replica.js';
 import { checkMemory } from '../src/train/memory-check.js';
 import { UserError } from '../src/util/errors.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createBackend } from '../src/backend/registry.js';
-import { LocalGroup, type ProcessGroup } from '../src/dist/group.js';
+import { LocalGroup, type ProcessGroup } from '../src/parallel/group.js';
 import { readCheckpoint, readLatestCheckpoint, verifyCheckpoint } from '../src/io/checkpoint.js';
 import { loadHfModel } from '../src/io/hf.js';
 import { readMetrics } from '../src/io/metrics.js';
@@ -49,7 +49,7 @@ function sets(runDir: string, strategy: 'ddp' | 'fsdp'): string[] {
 /** Runs the same config on J cooperative ranks (J = 1: a plain local group). */
 async function onRanks<T>(J: number, fn: (group: ProcessGroup, backend: ReturnType<typeof createBackend>) => Promise<T>): Promise<T[]> {
   const backend = createBackend('cpu', { threads: 1 });
-  if (J === 1) return [await fn(new LocalGroup((d, s) => backend.copy(d, s)), backend)];
+  if (J === 1) return [await fn(new LocalGroup(backend), backend)];
   const world = new CoopWorld(backend, J);
   return Promise.all(world.groups.map((g) => fn(g, backend)));
 }
@@ -97,16 +97,16 @@ test('FSDP on 2 ranks writes a sharded checkpoint that verifies, consolidates, a
 test('loading a sharded checkpoint restores parameters and moments bit for bit on any rank count', async () => {
   const dir = readLatestCheckpoint(join(root, 'fsdp2', 'checkpoints'))!.entry.dir;
   const data = readCheckpoint(dir);
-  const { FsdpEngine } = await import('../src/train/fsdp.js');
-  const { ReplicaEngine } = await import('../src/train/engine.js');
+  const { FsdpEngine } = await import('../src/parallel/fsdp-engine.js');
+  const { ReplicaEngine } = await import('../src/parallel/replica-engine.js');
   const { Llama } = await import('../src/model/llama.js');
-  const { restoreEngine } = await import('../src/train/checkpointer.js');
+  const { engineStateOf, parseTrainerState } = await import('../src/train/checkpointer.js');
   const { tensorsWithPrefix } = await import('../src/io/checkpoint.js');
   for (const M of [1, 3, 4]) {
     const got = await onRanks(M, async (group, backend) => {
       const model = new Llama(backend, data.config);
       const e = M === 1 ? new ReplicaEngine(backend, model, group, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false }) : new FsdpEngine(backend, model, group, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
-      restoreEngine(e, data);
+      e.loadState(engineStateOf(data, parseTrainerState(data.trainerState, data.dir)));
       const params = e instanceof FsdpEngine ? await e.gatherParams() : (e.replica.params.toHost() as Map<string, Float32Array>);
       return { params, step: e.adamw.step };
     });

@@ -10,15 +10,15 @@ import type { Backend } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/registry.js';
 import { createSchedule } from '../src/batch/index.js';
 import { SyntheticStream } from '../src/data/synthetic.js';
-import { LocalGroup, type ProcessGroup } from '../src/dist/group.js';
+import { LocalGroup, type ProcessGroup } from '../src/parallel/group.js';
 import type { MetricsRow } from '../src/io/metrics.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
-import { ReplicaEngine } from '../src/train/engine.js';
-import type { TrainEngine } from '../src/train/engine-api.js';
-import { FsdpEngine, type FsdpOptions } from '../src/train/fsdp.js';
+import { ReplicaEngine } from '../src/parallel/replica-engine.js';
+import type { TrainEngine } from '../src/parallel/engine.js';
+import { FsdpEngine, type FsdpOptions } from '../src/parallel/fsdp-engine.js';
 import { Trainer } from '../src/train/trainer.js';
 import { CoopWorld } from './helpers/coop-group.js';
 import { relL2 } from './helpers/num.js';
@@ -43,7 +43,7 @@ async function runRank(backend: Backend, group: ProcessGroup, spec: RunSpec): Pr
   let params: () => Promise<Map<string, Float32Array>>;
   if (spec.engine === 'fsdp') {
     const e = new FsdpEngine(backend, model, group, ADAMW_DEFAULTS, spec.fsdp);
-    e.loadParams(init);
+    e.loadState({ params: init });
     engine = e;
     params = () => e.gatherParams();
   } else {
@@ -79,7 +79,7 @@ async function runRank(backend: Backend, group: ProcessGroup, spec: RunSpec): Pr
 
 async function runWorld(J: number, spec: RunSpec): Promise<{ rows: MetricsRow[]; params: Map<string, Float32Array> }[]> {
   const backend = createBackend('cpu', { threads: 1 });
-  if (J === 1) return [await runRank(backend, new LocalGroup((d, s) => backend.copy(d, s)), spec)];
+  if (J === 1) return [await runRank(backend, new LocalGroup(backend), spec)];
   const world = new CoopWorld(backend, J);
   return Promise.all(world.groups.map((g) => runRank(backend, g, spec)));
 }

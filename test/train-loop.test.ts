@@ -51,7 +51,7 @@ test('fused statistics equal those of explicitly materialised micro-step gradien
   for (let t = 0; t < M; t++) {
     solo.engine.beginStep();
     await solo.engine.microStep(solo.stream.windows(t * m, m), m, 16, 1);
-    await solo.engine.finishStep({ localNorms: false, innerProducts: false });
+    await solo.engine.finishStep({ localNorms: false, innerProducts: false, microBatch: m });
     grads.push(flat(solo.engine.replica.grads.toHost()));
   }
   const sq = (a: Float64Array) => a.reduce((s, v) => s + v * v, 0);
@@ -88,7 +88,7 @@ test('the coordinate-wise norm test (experimental) runs in the loop, its statist
   const rig = makeRig(schedule, { budgetSamples: 4, maxMicroBatch: 2, clip: 0 });
   const stats: GradientStats[] = [];
   await rig.trainer.run({ noiseScale: (s) => (stats.push(s), null) });
-  const got = stats[0]!.coordinateStat;
+  const got = stats[0]!.collected;
   assert.ok(typeof got === 'number' && got > 0, `coordinate statistic ${got}`);
   // Independent: materialise the two micro-step gradients and compute the exact quantile.
   const solo = makeRig(new ConstantSchedule(2), { budgetSamples: 2, maxMicroBatch: 2 });
@@ -96,7 +96,7 @@ test('the coordinate-wise norm test (experimental) runs in the loop, its statist
   for (let t = 0; t < 2; t++) {
     solo.engine.beginStep();
     await solo.engine.microStep(solo.stream.windows(t * 2, 2), 2, 16, 1);
-    await solo.engine.finishStep({ localNorms: false, innerProducts: false });
+    await solo.engine.finishStep({ localNorms: false, innerProducts: false, microBatch: 2 });
     grads.push(flat(solo.engine.replica.grads.toHost()));
   }
   const mean = grads[0]!.map((v, i) => (v + grads[1]![i]!) / 2);

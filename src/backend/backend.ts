@@ -16,6 +16,10 @@
  *   explicit download.
  */
 
+import type { ReduceOp } from '../addon/addon.js';
+
+export type { ReduceOp } from '../addon/addon.js';
+
 export type DType = 'f32' | 'f64' | 'i32';
 
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4 };
@@ -66,6 +70,11 @@ export interface AdamWParams {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * How process groups reach this backend's tensors (CollectiveAccess below): in place in the native
+   * registry, through the backend's own collectives, or (absent) staged through host memory.
+   */
+  readonly collectives?: CollectiveAccess;
 
   // ---- memory -------------------------------------------------------------------------------
   /** Allocates a zero-filled tensor. */
@@ -196,3 +205,40 @@ export function shapeSize(shape: readonly number[]): number {
 export function tensorBytes(t: Tensor): number {
   return t.size * DTYPE_BYTES[t.dtype];
 }
+
+// ---------------------------------------------------------------------------------------------
+/**
+ * Collectives: how process groups (src/parallel/) move a backend's tensors between ranks. The
+ * parallel layer reads only this; a new backend chooses one of three paths and needs no change there:
+ *
+ * - `{ kind: 'registry' }`: the backend's tensors are allocations of the native addon's
+ *   process-global buffer registry (Tensor.buffer is the registry id; offset and size in elements),
+ *   so the native communicator reduces, gathers and scatters them in place, without a copy. The cpu
+ *   backend.
+ * - `{ kind: 'own', connect }`: the backend performs the collectives itself on its own memory (device
+ *   collectives such as NCCL). `connect` is called once per process group with the rank's place and
+ *   the group's scalar channel (to exchange set-up ids), and returns the tensor collectives.
+ * - no `collectives` at all: the process group stages every collective through registry buffers of
+ *   its own (download, communicate, upload). Correct for any backend, at the cost of two host copies
+ *   per collective; the ref backend uses it.
+ */
+/** The tensor collectives of a process group (each rank calls the same ones in the same order). */
+export interface TensorCollectives {
+  /** In place: t = op over ranks of t. */
+  allReduce(t: Tensor, op: ReduceOp): Promise<void>;
+  /** out (1/size of input, this rank's shard) = op over ranks of input's shard. */
+  reduceScatter(out: Tensor, input: Tensor, op: ReduceOp): Promise<void>;
+  /** out (size × shard) = concatenation over ranks of `shard`. */
+  allGather(out: Tensor, shard: Tensor): Promise<void>;
+  broadcast(t: Tensor, root: number): Promise<void>;
+}
+
+/** What a backend with its own collectives is told when a process group binds it. */
+export interface CollectivePeers {
+  readonly rank: number;
+  readonly size: number;
+  /** Float64 values summed over ranks (the group's scalar channel; e.g. to share a set-up id from rank 0). */
+  allReduceScalars(values: Float64Array): Promise<Float64Array>;
+}
+
+export type CollectiveAccess = { kind: 'registry' } | { kind: 'own'; connect(peers: CollectivePeers): Promise<TensorCollectives> };

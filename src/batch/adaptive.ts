@@ -11,6 +11,7 @@
  * The subclasses say what to measure and how T is formed: the norm test (three estimators), the
  * inner-product family, the coordinate-wise norm test, and the gradient-noise-scale schedule.
  */
+import { CoordinateCollector } from './coordinate.js';
 import { Ema } from './ema.js';
 import {
   checkPlan,
@@ -213,7 +214,7 @@ export class NormTestSchedule extends AdaptiveSchedule {
       throw new Error(`norm test: estimator must be one of 'microbatch', 'per-sample', 'paper', got '${String(estimator)}'`);
     }
     const micro = estimator === 'microbatch';
-    this.needs = { localNorms: !micro, innerProducts: false, coordinates: false, microSamples: micro };
+    this.needs = { localNorms: !micro, innerProducts: false, microSamples: micro };
   }
 
   protected validateTest(layout: BatchLayout): void {
@@ -266,7 +267,7 @@ export class InnerProductSchedule extends AdaptiveSchedule {
     super(opts, kind === 'augmented' ? 3 : 2);
     if (kind !== 'orthogonality') positive(`${kind} test`, 'theta', theta ?? NaN);
     if (kind !== 'inner_product') positive(`${kind} test`, 'nu', nu ?? NaN);
-    this.needs = { localNorms: kind !== 'inner_product', innerProducts: true, coordinates: false, microSamples: false };
+    this.needs = { localNorms: kind !== 'inner_product', innerProducts: true, microSamples: false };
   }
 
   get name(): string {
@@ -314,30 +315,31 @@ export class InnerProductSchedule extends AdaptiveSchedule {
 // Coordinate-wise norm test (experimental)
 
 /**
- * T = q-quantile over coordinates of Var_i/(η² ḡ_i²), the quantile computed by the trainer with
- * batch/coordinate.ts (stats.coordinateStat excludes η). Threshold and quantile are read by the
- * trainer from `coordinate`.
+ * T = q-quantile over coordinates of Var_i/(η² ḡ_i²). The quantile (without η) is computed by the
+ * schedule's own statistics collector (CoordinateCollector in batch/coordinate.ts), which the engine
+ * feeds every micro-step gradient; it arrives as stats.collected.
  */
 export class CoordinateNormSchedule extends AdaptiveSchedule {
   readonly name = 'coordinate';
-  readonly needs: StatisticNeeds = { localNorms: false, innerProducts: false, coordinates: true, microSamples: true };
+  readonly needs: StatisticNeeds = { localNorms: false, innerProducts: false, microSamples: true };
+  readonly collector: CoordinateCollector;
 
   constructor(
     opts: AdaptiveOptions,
     readonly eta: number,
-    /** Options the trainer passes to batch/coordinate.ts. */
-    readonly coordinate: { quantile: number; threshold: number },
+    coordinate: { quantile: number; threshold: number },
   ) {
     super(opts, 1);
     positive('coordinate test', 'eta', eta);
     if (!(coordinate.quantile > 0 && coordinate.quantile <= 1)) throw new Error(`coordinate test: quantile must be in (0, 1], got ${coordinate.quantile}`);
     if (!(coordinate.threshold >= 0)) throw new Error(`coordinate test: threshold must be ≥ 0, got ${coordinate.threshold}`);
+    this.collector = new CoordinateCollector(coordinate);
   }
 
   protected validateTest(): void {}
 
   protected components(stats: GradientStats): number[] {
-    return [required(stats, 'coordinateStat', 'coordinate test')];
+    return [required(stats, 'collected', 'coordinate test')];
   }
 
   protected statistic([q]: readonly number[]): Statistic {
@@ -365,7 +367,7 @@ export class NoiseScaleSchedule extends AdaptiveSchedule {
   ) {
     super(opts, 2);
     positive('gns schedule', 'multiplier', multiplier);
-    this.needs = { localNorms: source === 'rank', innerProducts: false, coordinates: false, microSamples: source === 'micro' };
+    this.needs = { localNorms: source === 'rank', innerProducts: false, microSamples: source === 'micro' };
   }
 
   protected validateTest(layout: BatchLayout): void {

@@ -3,7 +3,7 @@ import type { BatchLayout, BatchSchedule, GradientStats, ScheduleDecision, Sched
 
 export class ConstantSchedule implements BatchSchedule {
   readonly name = 'constant';
-  readonly needs = { localNorms: false, innerProducts: false, coordinates: false, microSamples: false };
+  readonly needs = { localNorms: false, innerProducts: false, microSamples: false };
 
   constructor(readonly batch: number) {
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`constant schedule: batch must be a positive integer, got ${batch}`);

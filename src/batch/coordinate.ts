@@ -9,14 +9,16 @@
  * embedding rows absent from the batch) jumps to b_max at once, so two safeguards:
  *   - only coordinates with |ḡ_i| > minAbsMean count (ḡ_i = 0 is always skipped), and
  *   - a high quantile q of the kept r_i replaces the max.
- * The result (without η) is what the trainer puts in GradientStats.coordinateStat; the schedule
- * divides by η².
+ * The result (without η) reaches the schedule as GradientStats.collected, computed by the
+ * schedule's CoordinateCollector (below); the schedule divides by η².
  *
  * Two implementations: coordinateNormStat, exact (sorts the kept ratios: for small models and tests),
  * and CoordinateHistogram, O(d) with a fixed-size log histogram that can be filled block by block and
  * shard by shard and summed across ranks (one all-reduce of HISTOGRAM_BINS float64), accurate to
  * ±3.1% of the value.
  */
+
+import type { CollectorStep, GradientCollector } from './types.js';
 
 type Vec = Float64Array | Float32Array;
 
@@ -172,5 +174,44 @@ export class CoordinateHistogram {
       if (cum >= rank) return binValue(i);
     }
     return binValue(HISTOGRAM_BINS - 1);
+  }
+}
+
+/**
+ * The coordinate test's statistics collector: per unit, S_i = Σ_t g_{t,i}² over this rank's
+ * micro-step gradients on the host (slow: experimental), then summed over ranks (a reduction of the
+ * whole model's size) and binned against the reduced ḡ in a CoordinateHistogram; the step's
+ * statistic is its q-quantile.
+ */
+export class CoordinateCollector implements GradientCollector {
+  private sqSums: Float64Array[] = [];
+
+  constructor(readonly options: { quantile: number; threshold: number }) {}
+
+  attach(unitSizes: readonly number[]): void {
+    this.sqSums = unitSizes.map((n) => new Float64Array(n));
+  }
+
+  beginStep(): void {
+    for (const a of this.sqSums) a.fill(0);
+  }
+
+  addMicroGradient(unit: number, grad: Float32Array): void {
+    const acc = this.sqSums[unit];
+    if (!acc || acc.length !== grad.length) throw new Error(`coordinate collector: unit ${unit} has ${grad.length} gradient entries, attached with ${acc?.length ?? 'no'} unit of that index`);
+    for (let i = 0; i < acc.length; i++) acc[i] += grad[i]! * grad[i]!;
+  }
+
+  async finishStep(step: CollectorStep): Promise<number | null> {
+    const samples = step.ranks * step.microSteps;
+    const paramCount = this.sqSums.reduce((n, a) => n + a.length, 0);
+    // Every rank joins every unit's reduction, even one without micro-steps this step.
+    const reduced: Float64Array[] = [];
+    for (const sq of this.sqSums) reduced.push(step.ranks > 1 ? await step.allReduceSum(sq) : sq);
+    if (samples < 2 || paramCount === 0) return null;
+    const hist = new CoordinateHistogram({ samples, microBatch: step.microBatch }, coordinateThreshold(this.options.threshold, step.globalSqNorm, paramCount));
+    reduced.forEach((sq, u) => hist.add(sq, step.reducedGradient(u)));
+    // No coordinate above the threshold: none asks for a larger batch.
+    return hist.quantile(this.options.quantile) ?? 0;
   }
 }

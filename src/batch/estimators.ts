@@ -15,7 +15,7 @@ export function centeredSqSum(sqNormSum: number, n: number, meanSqNorm: number):
 }
 
 /** Reads a statistic the estimator needs, refusing a missing one (a trainer bug, never a silent zero). */
-export function required(stats: GradientStats, field: 'localSqNormSum' | 'dotSum' | 'dotSqSum' | 'coordinateStat', who: string): number {
+export function required(stats: GradientStats, field: 'localSqNormSum' | 'dotSum' | 'dotSqSum' | 'collected', who: string): number {
   const v = stats[field];
   if (v === null || v === undefined) throw new Error(`${who} needs stats.${field}, which was not measured (null)`);
   return v;
@@ -139,7 +139,7 @@ export function twoBatchEstimate(stats: GradientStats, source: NoiseScaleSource 
 
 /** True when every scalar the step reported is finite (a NaN/Inf step must not move the batch). */
 export function statsFinite(stats: GradientStats): boolean {
-  const vals = [stats.microSqNormSum, stats.localSqNormSum, stats.globalSqNorm, stats.dotSum, stats.dotSqSum, stats.coordinateStat];
+  const vals = [stats.microSqNormSum, stats.localSqNormSum, stats.globalSqNorm, stats.dotSum, stats.dotSqSum, stats.collected];
   return vals.every((v) => v === null || v === undefined || Number.isFinite(v));
 }
 

@@ -40,7 +40,7 @@ export class NoiseScaleTracker {
 
   constructor(readonly opts: NoiseScaleOptions = { beta: 0.9, source: 'micro' }) {
     this.ema = new Ema(opts.beta, 2);
-    this.needs = { localNorms: opts.source === 'rank', innerProducts: false, coordinates: false, microSamples: false };
+    this.needs = { localNorms: opts.source === 'rank', innerProducts: false, microSamples: false };
   }
 
   private last: NoiseScaleEstimate = emptyEstimate();

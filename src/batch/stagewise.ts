@@ -7,7 +7,7 @@
  */
 import type { BatchLayout, BatchSchedule, GradientStats, ScheduleDecision, ScheduleState, StatisticNeeds } from './types.js';
 
-const NO_NEEDS: StatisticNeeds = { localNorms: false, innerProducts: false, coordinates: false, microSamples: false };
+const NO_NEEDS: StatisticNeeds = { localNorms: false, innerProducts: false, microSamples: false };
 
 abstract class FixedSchedule implements BatchSchedule {
   abstract readonly name: string;

@@ -1,6 +1,6 @@
 /**
  * The contract between batch-size schedules and the training loop. Pure data: no backends, no I/O.
- * Notation follows ../shared/adaptive-batch-spec.md: J ranks, M micro-steps of m sequences each,
+ * Notation follows docs/adaptive-batch-spec.md: J ranks, M micro-steps of m sequences each,
  * global batch b = J·M·m; g_{j,t} a micro-step gradient, g_j a rank's accumulated gradient,
  * ḡ the global gradient.
  */
@@ -58,11 +58,11 @@ export interface GradientStats {
   /** Σ_j ⟨g_j, ḡ⟩² (inner-product family): each rank squares its own dot product, then summed across ranks; null when not measured. */
   dotSqSum: number | null;
   /**
-   * Coordinate-wise statistic for the experimental coordinate norm test: the value returned by
-   * batch/coordinate.ts (a quantile of the per-coordinate ratios Var_i/ḡ_i², in samples, without η)
-   * from the per-coordinate sums reduced across ranks; null when not measured.
+   * What the schedule's statistics collector computed this step (the same on every rank), or null
+   * when the schedule has none. The coordinate-wise test's collector (batch/coordinate.ts) gives a
+   * quantile of the per-coordinate ratios Var_i/ḡ_i², in samples, without η.
    */
-  coordinateStat: number | null;
+  collected: number | null;
 }
 
 /** What a schedule needs measured (the trainer measures nothing more than this). */
@@ -71,10 +71,41 @@ export interface StatisticNeeds {
   localNorms: boolean;
   /** ⟨g_j, ḡ⟩ after the reduction (inner-product, orthogonality, augmented tests). */
   innerProducts: boolean;
-  /** Per-coordinate sums of squares (coordinate-wise norm test). */
-  coordinates: boolean;
   /** Micro-step samples are the estimator's samples, so J·M must be ≥ 2. */
   microSamples: boolean;
+}
+
+/**
+ * Per-step statistics beyond the scalar norms, for a schedule that needs them (the coordinate-wise
+ * test). The schedule owns the collector; the engine feeds it every micro-step gradient and, after
+ * the gradient reduction, lets it reduce its own sums across ranks and compute its statistic, which
+ * reaches the schedule as GradientStats.collected. Engines that cannot show it full micro-step
+ * gradients (FSDP) refuse it.
+ */
+export interface GradientCollector {
+  /** Called once by the engine, before the first step: the sizes of the units whose gradients it will see. */
+  attach(unitSizes: readonly number[]): void;
+  beginStep(): void;
+  /** One micro-step's gradient of one unit (a host copy; the mean over its m sequences), before it is weighted and accumulated. */
+  addMicroGradient(unit: number, grad: Float32Array): void;
+  /** On every rank after the gradient reduction (a collective: every rank calls it every step). */
+  finishStep(step: CollectorStep): Promise<number | null>;
+}
+
+/** What a collector gets to finish a step. */
+export interface CollectorStep {
+  /** J: data-parallel ranks. */
+  ranks: number;
+  /** M: this rank's micro-steps this step. */
+  microSteps: number;
+  /** m: sequences per micro-step. */
+  microBatch: number;
+  /** ‖ḡ‖² of the reduced gradient. */
+  globalSqNorm: number;
+  /** Element-wise sums over ranks (one all-reduce; identity on one rank). */
+  allReduceSum(values: Float64Array): Promise<Float64Array>;
+  /** The reduced gradient ḡ of one unit, on the host. */
+  reducedGradient(unit: number): Float32Array;
 }
 
 /** One step's decision, logged in metrics.jsonl. */
@@ -103,6 +134,8 @@ export type ScheduleState = Record<string, unknown>;
 export interface BatchSchedule {
   readonly name: string;
   readonly needs: StatisticNeeds;
+  /** Extra per-step statistics the schedule needs (absent for most). */
+  readonly collector?: GradientCollector;
   /** Throws an Error explaining why, when the schedule cannot work in this layout. */
   validate(layout: BatchLayout): void;
   /** Target global batch for the step about to run, given the samples already seen. */

@@ -26,12 +26,10 @@ import type { HostArray } from '../backend/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { buildLayout, type ModelLayout } from '../model/layout.js';
 import { UserError } from '../util/errors.js';
-import { ADAMW_PREFIX, CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MANIFEST_FILE, recoverInterruptedWrites, type CheckpointManifest } from './checkpoint.js';
-import { type FileDigest, HashingFileWriter, fsyncDir, removeTree, writeFileDurable } from './fsutil.js';
+import { ADAMW_PREFIX, CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointManifest, MANIFEST_FILE, recoverInterruptedWrites, SHARD_INDEX_FILE, writeTensorFile } from './checkpoint-format.js';
+import { type FileDigest, fsyncDir, removeTree, writeFileDurable } from './fsutil.js';
 import { hfConfigFromModel, type HfTokenIds } from './hf-config.js';
-import { readSafetensorsFile, type TensorToWrite, writeSafetensorsFd } from './safetensors.js';
-
-export const SHARD_INDEX_FILE = 'shard_index.json';
+import { readSafetensorsFile, type TensorToWrite } from './safetensors.js';
 export const SHARD_INDEX_FORMAT = 'adabatch-fsdp-shards';
 
 const pad5 = (n: number): string => String(n).padStart(5, '0');
@@ -85,17 +83,6 @@ function shardTensors(prefix: string, shards: readonly (HostArray | (() => HostA
   });
 }
 
-function writeShardFile(dir: string, file: string, tensors: TensorToWrite[], metadata: Record<string, string>): FileDigest {
-  const w = HashingFileWriter.create(join(dir, file));
-  try {
-    writeSafetensorsFd(w.descriptor, tensors, metadata, (chunk) => w.observe(chunk));
-    return w.finish();
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
-}
-
 /** Collective: every rank calls it with its own shards; returns the checkpoint directory on every rank. */
 export async function writeShardedCheckpoint(parentDir: string, name: string, c: ShardedCheckpointContent, comm: ShardComm): Promise<string> {
   const { rank, size: J } = comm;
@@ -112,10 +99,10 @@ export async function writeShardedCheckpoint(parentDir: string, name: string, c:
   }
   await comm.barrier();
   const files: Record<string, FileDigest> = {};
-  files[modelShardFile(rank, J)] = writeShardFile(tmp, modelShardFile(rank, J), shardTensors('', c.params, sizes), { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
+  files[modelShardFile(rank, J)] = writeTensorFile(tmp, modelShardFile(rank, J), shardTensors('', c.params, sizes), { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
   if (c.optimizer) {
     const t = [...shardTensors(ADAMW_PREFIX.m, c.optimizer.m, sizes), ...shardTensors(ADAMW_PREFIX.v, c.optimizer.v, sizes)];
-    files[optimizerShardFile(rank, J)] = writeShardFile(tmp, optimizerShardFile(rank, J), t, { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J), ...c.optimizer.metadata });
+    files[optimizerShardFile(rank, J)] = writeTensorFile(tmp, optimizerShardFile(rank, J), t, { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J), ...c.optimizer.metadata });
   }
   writeFileDurable(join(tmp, digestSidecar(rank)), JSON.stringify(files));
   await comm.barrier();

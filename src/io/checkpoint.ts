@@ -51,38 +51,11 @@ import type { HostArray } from '../backend/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import type { UnitBuffers } from '../model/params.js';
 import { UserError } from '../util/errors.js';
-import { type FileDigest, HashingFileWriter, errCode, fsyncDir, removeTree, sha256Bytes, sha256File, writeFileDurable } from './fsutil.js';
+import { CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointManifest, DELETING_PREFIX, MANIFEST_FILE, recoverInterruptedWrites, REPLACED_PREFIX, SHARD_INDEX_FILE, TMP_PREFIX, writeTensorFile } from './checkpoint-format.js';
+import { type FileDigest, errCode, fsyncDir, removeTree, sha256Bytes, sha256File, writeFileDurable } from './fsutil.js';
 import { checkTensorSet, expectedModelTensors, type FoundTensor, hfConfigFromModel, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
-import { checkShardIndex, readShardedTensors, SHARD_INDEX_FILE } from './checkpoint-sharded.js';
-import { bytesToFloat32, readSafetensorsFile, readSafetensorsHeader, SafetensorsError, type TensorToWrite, writeSafetensorsFd } from './safetensors.js';
-
-export const CHECKPOINT_FORMAT = 'adabatch-checkpoint';
-export const CHECKPOINT_VERSION = 1;
-export const MANIFEST_FILE = 'checksums.json';
-export const CHECKPOINT_FILES = {
-  model: 'model.safetensors',
-  config: 'config.json',
-  optimizer: 'optimizer.safetensors',
-  trainerState: 'trainer_state.json',
-  tokenizer: 'tokenizer.json',
-} as const;
-/** Name prefixes of the AdamW moments in optimizer.safetensors (as torch's AdamW state names them). */
-export const ADAMW_PREFIX = { m: 'exp_avg.', v: 'exp_avg_sq.' } as const;
-
-export interface CheckpointManifest {
-  format: typeof CHECKPOINT_FORMAT;
-  version: number;
-  /** "consolidated": whole HF-named tensors; "sharded": per-rank shard files (checkpoint-sharded.ts). */
-  layout: 'consolidated' | 'sharded';
-  /** Ranks that wrote a sharded checkpoint. */
-  ranks?: number;
-  /** The caller's step, used to order checkpoints (null if none was given). */
-  step: number | null;
-  /** ISO 8601 time of writing. */
-  created: string;
-  /** Every file of the checkpoint except the manifest itself. */
-  files: Record<string, FileDigest>;
-}
+import { checkShardIndex, readShardedTensors } from './checkpoint-sharded.js';
+import { bytesToFloat32, readSafetensorsFile, readSafetensorsHeader, SafetensorsError, type TensorToWrite } from './safetensors.js';
 
 /** One tensor to write. `data` may be a function, called right before the tensor is written. */
 export interface TensorEntry {
@@ -157,9 +130,6 @@ export interface CheckpointEntry {
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-const TMP_PREFIX = '.tmp~';
-const REPLACED_PREFIX = '.replaced~';
-const DELETING_PREFIX = '.deleting~';
 
 /** The conventional checkpoint name for a step: step-00001234 (sorts lexically up to 10⁸ − 1). */
 export function checkpointName(step: number): string {
@@ -221,23 +191,6 @@ function optimizerTensorsToWrite(config: ModelConfig, set: TensorSet): TensorToW
 
 function isEntries(set: TensorSet): set is readonly TensorEntry[] {
   return Array.isArray(set);
-}
-
-/** Writes one safetensors file into `dir`, hashing as it goes. */
-function writeTensorFile(dir: string, file: string, tensors: TensorToWrite[], metadata: Record<string, string>, onStage: (s: string) => void): FileDigest {
-  const w = HashingFileWriter.create(join(dir, file));
-  try {
-    let first = true;
-    writeSafetensorsFd(w.descriptor, tensors, metadata, (chunk) => {
-      w.observe(chunk);
-      if (first) onStage(`${file}:header`);
-      first = false;
-    });
-    return w.finish();
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
 }
 
 /**
@@ -316,57 +269,6 @@ export function writeCheckpoint(parentDir: string, name: string, content: Checkp
   }
   onStage('done');
   return finalDir;
-}
-
-/**
- * Clears up after interrupted writers in `parentDir`: a `.replaced~<name>~…` directory whose
- * `<name>` is missing is renamed back (a crash between moving the old checkpoint aside and renaming
- * the new one into place); other `.replaced~` and all `.deleting~` directories are removed. With
- * removeTemporaries (the writer does this), `.tmp~` directories are removed too, except those of
- * another live process on this host. Returns what it did, one line each.
- */
-export function recoverInterruptedWrites(parentDir: string, opts: { removeTemporaries?: boolean } = {}): string[] {
-  const actions: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(parentDir);
-  } catch {
-    return actions;
-  }
-  const host = hostname();
-  for (const entry of names) {
-    const path = join(parentDir, entry);
-    if (entry.startsWith(REPLACED_PREFIX)) {
-      const target = join(parentDir, entry.slice(REPLACED_PREFIX.length).split('~')[0]!);
-      if (!existsSync(target)) {
-        renameSync(path, target);
-        actions.push(`restored ${target} from ${entry}`);
-      } else {
-        removeTree(path);
-        actions.push(`removed ${entry}`);
-      }
-    } else if (entry.startsWith(DELETING_PREFIX)) {
-      removeTree(path);
-      actions.push(`removed ${entry}`);
-    } else if (entry.startsWith(TMP_PREFIX) && opts.removeTemporaries) {
-      const [, , entryHost, pidText] = entry.split('~');
-      const pid = Number(pidText);
-      if (entryHost === host && pid !== process.pid && Number.isInteger(pid) && processAlive(pid)) continue;
-      removeTree(path);
-      actions.push(`removed stale ${entry}`);
-    }
-  }
-  if (actions.length) fsyncDir(parentDir);
-  return actions;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Lazy entries for every parameter of a UnitBuffers (downloaded one tensor at a time while writing). */
@@ -465,7 +367,8 @@ function readVerifiedText(dir: string, file: string, expect: FileDigest): string
   return buf.toString('utf8');
 }
 
-function parseTrainerState(text: string, path: string): Record<string, unknown> {
+/** A JSON object from a checkpoint's small file (trainer_state.json: its fields are the trainer's business). */
+function parseJsonObject(text: string, path: string): Record<string, unknown> {
   let s: unknown;
   try {
     s = JSON.parse(text);
@@ -499,7 +402,7 @@ export function readCheckpoint(dir: string, opts: ReadCheckpointOptions = {}): C
   const manifest = readManifest(dir);
   const F = CHECKPOINT_FILES;
   const { config, hfConfig } = configOf(dir, readVerifiedText(dir, F.config, manifest.files[F.config]!));
-  const trainerState = parseTrainerState(readVerifiedText(dir, F.trainerState, manifest.files[F.trainerState]!), join(dir, F.trainerState));
+  const trainerState = parseJsonObject(readVerifiedText(dir, F.trainerState, manifest.files[F.trainerState]!), join(dir, F.trainerState));
   const tokenizerJson = manifest.files[F.tokenizer] ? readVerifiedText(dir, F.tokenizer, manifest.files[F.tokenizer]) : null;
   if (manifest.layout === 'sharded') {
     const indexText = readVerifiedText(dir, SHARD_INDEX_FILE, manifest.files[SHARD_INDEX_FILE]!);
@@ -542,7 +445,7 @@ export function verifyCheckpoint(dir: string, opts: ReadCheckpointOptions = {}):
     verifyFile(dir, file, digest);
   }
   const { config } = configOf(dir, readFileSync(join(dir, CHECKPOINT_FILES.config), 'utf8'));
-  parseTrainerState(readFileSync(join(dir, CHECKPOINT_FILES.trainerState), 'utf8'), join(dir, CHECKPOINT_FILES.trainerState));
+  parseJsonObject(readFileSync(join(dir, CHECKPOINT_FILES.trainerState), 'utf8'), join(dir, CHECKPOINT_FILES.trainerState));
   if (manifest.layout === 'sharded') {
     checkShardIndex(dir, readFileSync(join(dir, SHARD_INDEX_FILE), 'utf8'), config);
     return manifest;

@@ -4,6 +4,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 
+/** A row as read back (any version's fields); the trainer's rows are typed by train/step-metrics.ts. */
 export type MetricsRow = Record<string, number | string | boolean | null>;
 
 export class MetricsWriter {
@@ -13,7 +14,7 @@ export class MetricsWriter {
     this.fd = openSync(path, 'a');
   }
 
-  write(row: MetricsRow): void {
+  write(row: object): void {
     if (this.fd === null) throw new Error(`metrics file ${this.path} is closed`);
     writeSync(this.fd, JSON.stringify(row) + '\n');
   }

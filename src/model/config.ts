@@ -35,7 +35,7 @@ export type ModelConfigInput = z.input<typeof modelConfigSchema>;
 export const PRESETS = {
   /** ~0.87M parameters, grouped-query attention, untied head: tests and quick demos. */
   tiny: { vocab: 512, d_model: 128, n_layers: 4, n_heads: 4, n_kv_heads: 2, ffn_dim: 352, seq_len: 128, tie_embeddings: false },
-  /** The PyTorch reference's preset A (tied embeddings, as in ../shared/anchors/torch_llama.py). */
+  /** The PyTorch reference's preset A (tied embeddings, as in bench/reference/torch_llama.py). */
   A: { vocab: 4096, d_model: 256, n_layers: 4, n_heads: 4, n_kv_heads: 4, ffn_dim: 688, seq_len: 256, tie_embeddings: true },
   /** The PyTorch reference's preset B. */
   B: { vocab: 8192, d_model: 512, n_layers: 8, n_heads: 8, n_kv_heads: 8, ffn_dim: 1376, seq_len: 512, tie_embeddings: true },

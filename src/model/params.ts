@@ -49,9 +49,9 @@ export class UnitBuffers {
     return out;
   }
 
-  /** Uploads parameters by name; every parameter of the layout must be present with the right size. */
-  fromHost(tensors: Map<string, ArrayLike<number>>): void {
-    for (const u of this.layout.units) {
+  /** Uploads parameters by name; every parameter of the layout (or of `units`) must be present with the right size. */
+  fromHost(tensors: ReadonlyMap<string, ArrayLike<number>>, units?: readonly number[]): void {
+    for (const u of units ? units.map((i) => this.layout.units[i]!) : this.layout.units) {
       const flat = this.dtype === 'f32' ? new Float32Array(u.size) : new Float64Array(u.size);
       for (const v of u.views) {
         const data = tensors.get(v.name);

@@ -9,14 +9,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { BatchSchedule, ScheduleState } from '../batch/types.js';
 import type { NoiseScaleTracker } from '../batch/noise-scale.js';
-import { ADAMW_PREFIX, checkpointName, pruneCheckpoints, tensorEntriesFromBuffers, tensorsWithPrefix, writeCheckpoint, type CheckpointData } from '../io/checkpoint.js';
-import { writeShardedCheckpoint } from '../io/checkpoint-sharded.js';
-import type { HostArray, Tensor } from '../backend/backend.js';
+import { checkpointName, pruneCheckpoints, tensorsWithPrefix, type CheckpointData } from '../io/checkpoint.js';
+import { ADAMW_PREFIX } from '../io/checkpoint-format.js';
 import type { ModelConfig } from '../model/config.js';
+import type { EngineState, TrainEngine } from '../parallel/engine.js';
 import { UserError } from '../util/errors.js';
-import type { ReplicaEngine } from './engine.js';
-import type { TrainEngine } from './engine-api.js';
-import { FsdpEngine } from './fsdp.js';
 import type { LoopState } from './trainer.js';
 
 export const checkpointConfigSchema = z
@@ -94,8 +91,9 @@ export class Checkpointer {
   }
 
   /**
-   * Writes a checkpoint: a replica engine's rank 0 writes the consolidated form (other ranks return
-   * null); FSDP ranks write their shards together (a collective: every rank calls it).
+   * Writes a checkpoint: the engine writes its state its own way (a replica's rank 0 the consolidated
+   * form, FSDP ranks their shards together); a collective, so every rank calls it. Returns the
+   * directory on rank 0 and null on the others.
    */
   async save(state: LoopState, lr: number | null): Promise<string | null> {
     const { engine, schedule, noise } = this.ctx;
@@ -117,35 +115,15 @@ export class Checkpointer {
       metrics_rows: state.step,
       config: this.ctx.fullConfig,
     };
-    const common = {
+    const name = checkpointName(state.step);
+    const dir = await engine.saveCheckpoint(this.dir, name, {
       config: this.ctx.modelConfig,
       trainerState: trainerState as unknown as Record<string, unknown>,
       ...(this.ctx.tokenizerJson !== null && { tokenizerJson: this.ctx.tokenizerJson }),
       tokenIds: this.ctx.tokenIds,
       step: state.step,
-    };
-    const group = engine.group;
-    let dir: string;
-    if (engine instanceof FsdpEngine) {
-      const b = engine.backend;
-      const shard = (t: Tensor) => (): HostArray => b.download(t);
-      dir = await writeShardedCheckpoint(this.dir, checkpointName(state.step), {
-        ...common,
-        params: engine.params.map(shard),
-        optimizer: { m: engine.adamw.m.units.map(shard), v: engine.adamw.v.units.map(shard), metadata: { adamw_step: String(engine.adamw.step) } },
-      }, { rank: group.rank, size: group.size, barrier: () => group.barrier(), agree: async (x) => (await group.allReduceScalars(Float64Array.of(x), 'sum'))[0]! });
-      if (group.rank !== 0) return dir;
-    } else {
-      if (group.rank !== 0) return null;
-      const e = engine as ReplicaEngine;
-      dir = writeCheckpoint(this.dir, checkpointName(state.step), {
-        ...common,
-        model: tensorEntriesFromBuffers(e.replica.params),
-        optimizer: [...tensorEntriesFromBuffers(e.adamw.m, ADAMW_PREFIX.m), ...tensorEntriesFromBuffers(e.adamw.v, ADAMW_PREFIX.v)],
-        optimizerMetadata: { adamw_step: String(e.adamw.step) },
-      }, { overwrite: true });
-    }
-    pruneCheckpoints(this.dir, this.ctx.config.keep_last, { protect: [checkpointName(state.step)] });
+    });
+    if (engine.group.rank === 0) pruneCheckpoints(this.dir, this.ctx.config.keep_last, { protect: [name] });
     this.lastSamples = state.samples;
     this.lastTime = performance.now();
     return dir;
@@ -153,24 +131,15 @@ export class Checkpointer {
 }
 
 /**
- * Restores parameters, moments and the optimizer step from a (consolidated or consolidated-on-read)
- * checkpoint into either engine, so a run saved on N ranks resumes on any M ranks.
+ * The engine state a (consolidated, or consolidated-on-read) checkpoint holds: parameters, AdamW
+ * moments and the optimizer step, so a run saved on N ranks resumes on any M ranks, DDP or FSDP.
  */
-export function restoreEngine(engine: TrainEngine, data: CheckpointData): void {
-  const state = parseTrainerState(data.trainerState, data.dir);
+export function engineStateOf(data: CheckpointData, trainerState: TrainerStateJson): EngineState {
   if (!data.optimizer) throw new UserError(`${data.dir}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
-  const m = tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.m);
-  const v = tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.v);
-  if (engine instanceof FsdpEngine) {
-    engine.loadParams(data.model);
-    engine.loadOptimizer(m, v, state.adamw_step);
-    return;
-  }
-  const e = engine as ReplicaEngine;
-  e.replica.params.fromHost(data.model);
-  e.adamw.m.fromHost(m);
-  e.adamw.v.fromHost(v);
-  e.adamw.step = state.adamw_step;
+  return {
+    params: data.model,
+    optimizer: { m: tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.m), v: tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.v), step: trainerState.adamw_step },
+  };
 }
 
 export function parseTrainerState(raw: Record<string, unknown>, dir: string): TrainerStateJson {

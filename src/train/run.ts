@@ -6,28 +6,29 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor } from '../batch/index.js';
+import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor, type BatchSchedule, type NoiseScaleTracker } from '../batch/index.js';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/registry.js';
 import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
-import { agreeOnRun, broadcastUnits, defaultKernelThreads } from '../dist/ddp.js';
-import { LocalGroup, type ProcessGroup } from '../dist/group.js';
 import { readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
-import { loadModelDir } from '../io/hf.js';
+import { loadModelDir, type LoadedModel } from '../io/hf.js';
 import { MetricsWriter, readMetrics } from '../io/metrics.js';
 import { modelConfig, type ModelConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
-import { formatBytes } from '../model/memory.js';
+import { formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { initialParameters } from '../model/params.js';
 import { learningRate } from '../optim/lr.js';
+import { agreeOnRun, defaultKernelThreads } from '../parallel/ddp.js';
+import type { TrainEngine } from '../parallel/engine.js';
+import { FsdpEngine } from '../parallel/fsdp-engine.js';
+import { bindProcessGroup, type ProcessGroup } from '../parallel/group.js';
+import type { Communicator } from '../parallel/native-communicator.js';
+import { ReplicaEngine } from '../parallel/replica-engine.js';
 import { UserError } from '../util/errors.js';
-import { Checkpointer, parseTrainerState, restoreEngine } from './checkpointer.js';
+import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson } from './checkpointer.js';
 import type { TrainConfig } from './config.js';
-import { ReplicaEngine } from './engine.js';
-import type { TrainEngine } from './engine-api.js';
-import { FsdpEngine } from './fsdp.js';
 import { checkMemory } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths } from './resume.js';
@@ -51,6 +52,9 @@ export interface TrainSummary {
 }
 
 export interface RunOptions {
+  /** This rank's transport (threads or mpi): its process group is bound to the run's backend. */
+  comm?: Communicator;
+  /** Instead of `comm`, a process group already bound to `backend` (in-process test groups). */
   group?: ProcessGroup;
   backend?: Backend;
   progress?: Progress;
@@ -112,23 +116,66 @@ function truncateMetrics(path: string, rows: number): void {
   renameSync(tmp, path);
 }
 
+/** The run's other ranks, before a backend exists: what agreeing on the run and reading a checkpoint need. */
+type Peers = Pick<ProcessGroup, 'kind' | 'rank' | 'size' | 'localSize' | 'allReduceScalars' | 'barrier'>;
+
+/** Everything the run is made of before any backend memory is touched. */
+interface ResolvedRun {
+  runDir: string;
+  /** The resolved config, as written to config.yaml and into checkpoints. */
+  resolved: Record<string, unknown>;
+  model: ModelConfig;
+  data: Data;
+  tokenizerJson: string | null;
+  tokenizerHash: string | null;
+  init: LoadedModel | null;
+  resume: { from: CheckpointData; state: TrainerStateJson; loop: LoopState } | null;
+  budgetSamples: number;
+  schedule: BatchSchedule;
+  noise: NoiseScaleTracker;
+  maxBatch: number;
+  memory: MemoryEstimate;
+}
+
 export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise<TrainSummary> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const progress = opts.progress ?? new Progress(process.stderr, cfg.log_every_s);
-  const group = opts.group ?? null;
-  const rank0 = !group || group.rank === 0;
-  const ranks = group?.size ?? 1;
+  const peers: Peers | null = opts.group ?? opts.comm ?? null;
+  const run = await resolveRun(cfg, peers, opts.resume ?? false, log, progress);
+
+  // One rank uses every core; several ranks in one process run one kernel thread each (docs/design.md).
+  const threads = cfg.threads ?? defaultKernelThreads(peers);
+  const backend = opts.backend ?? createBackend(cfg.backend, { threads });
+  const group = opts.group ?? (await bindProcessGroup(opts.comm ?? null, backend));
+  const model = new Llama(backend, run.model, { recompute: cfg.recompute });
+  const engine = await buildEngine(cfg, run, model, group);
+  logStart(cfg, run, engine, log);
+  try {
+    return await trainLoop(cfg, run, engine, progress, opts.shouldStop);
+  } finally {
+    engine.free();
+    model.dispose();
+  }
+}
+
+/**
+ * Resolves the run: its directory, where the weights come from (the run's newest checkpoint on
+ * resume, init_from, or a fresh init), data and tokenizer, the model, the schedule, and the memory
+ * check; writes config.yaml and tokenizer.json (rank 0).
+ */
+async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean, log: (m: string) => void, progress: Progress): Promise<ResolvedRun> {
+  const rank0 = !peers || peers.rank === 0;
+  const ranks = peers?.size ?? 1;
   // Ranks must run the same config (checked); a default run directory is named by rank 0's clock.
-  const started = group ? await agreeOnRun(group, cfg) : new Date();
+  const started = peers ? await agreeOnRun(peers, cfg) : new Date();
   const runDir = cfg.run_dir ?? defaultRunDir(started);
 
-  // Where the weights come from: the run's newest checkpoint (resume), init_from, or a fresh init.
   let resumeFrom: CheckpointData | null = null;
-  if (opts.resume) {
+  if (resume) {
     // Rank 0 reads first: reading repairs an interrupted checkpoint write in place, which must not race.
-    if (group && !rank0) await group.barrier();
+    if (peers && !rank0) await peers.barrier();
     const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
-    if (group && rank0) await group.barrier();
+    if (peers && rank0) await peers.barrier();
     if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
     resumeFrom = found.data;
   } else if (existsSync(join(runDir, 'metrics.jsonl'))) {
@@ -142,14 +189,13 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const mc = resolveModel(cfg, data.tokenizer?.vocabSize ?? null, init);
   if (mc.vocab !== presetCfg.vocab) log(`model vocab set to the tokenizer's ${mc.vocab} tokens`);
   const tokenizerHash = data.tokenizer?.hash() ?? null;
-  let startState: LoopState | undefined;
-  let trainerState: ReturnType<typeof parseTrainerState> | null = null;
+  let resumed: ResolvedRun['resume'] = null;
   if (resumeFrom) {
-    trainerState = parseTrainerState(resumeFrom.trainerState, resumeFrom.dir);
+    const state = parseTrainerState(resumeFrom.trainerState, resumeFrom.dir);
     const diff = diffPaths(resumeFrom.config, mc);
     if (diff.length) throw new UserError(`${resumeFrom.dir}/config.json does not match the run's model: ${diff.map((d) => `${d.path} ${JSON.stringify(d.a)} vs ${JSON.stringify(d.b)}`).join(', ')}`);
-    if (trainerState.tokenizer_hash !== tokenizerHash) throw new UserError(`cannot resume: the tokenizer changed since ${resumeFrom.dir} was written (hash ${trainerState.tokenizer_hash} vs ${tokenizerHash})`);
-    startState = { step: trainerState.step, samples: trainerState.samples, tokens: trainerState.tokens, skippedInARow: trainerState.skipped_in_a_row, elapsedS: trainerState.elapsed_s };
+    if (state.tokenizer_hash !== tokenizerHash) throw new UserError(`cannot resume: the tokenizer changed since ${resumeFrom.dir} was written (hash ${state.tokenizer_hash} vs ${tokenizerHash})`);
+    resumed = { from: resumeFrom, state, loop: { step: state.step, samples: state.samples, tokens: state.tokens, skippedInARow: state.skipped_in_a_row, elapsedS: state.elapsed_s } };
   }
 
   const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
@@ -161,14 +207,15 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     throw new UserError(`batch schedule '${schedule.name}': ${(e as Error).message}`);
   }
   const noise = createNoiseScaleTracker(cfg.batch);
-  if (trainerState) {
-    schedule.restore(trainerState.schedule);
-    noise.restore(trainerState.noise_scale);
+  if (resumed) {
+    schedule.restore(resumed.state.schedule);
+    noise.restore(resumed.state.noise_scale);
   }
   const fsdp = cfg.parallel.strategy === 'fsdp';
   if (fsdp && schedule.needs.innerProducts) throw new UserError(`batch schedule '${schedule.name}' needs ⟨g_j, ḡ⟩, which FSDP does not provide; use parallel.strategy: ddp`);
   if (fsdp && schedule.needs.localNorms && !cfg.parallel.unsharded_accumulation) throw new UserError(`batch schedule '${schedule.name}' needs each rank's accumulated gradient norm ‖g_j‖²: under FSDP set parallel.unsharded_accumulation: true (one extra gradient of memory per rank)`);
-  const mem = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: group?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
+  if (fsdp && schedule.collector) throw new UserError(`batch schedule '${schedule.name}' collects statistics from every micro-step gradient, which FSDP does not keep (it reduce-scatters them unit by unit); use parallel.strategy: ddp`);
+  const memory = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
 
   mkdirSync(runDir, { recursive: true });
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
@@ -176,40 +223,45 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   if (rank0) {
     writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(resolved));
     if (tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), tokenizerJson);
-    if (trainerState) truncateMetrics(join(runDir, 'metrics.jsonl'), trainerState.metrics_rows);
+    if (resumed) truncateMetrics(join(runDir, 'metrics.jsonl'), resumed.state.metrics_rows);
   }
+  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch: layout.maxBatch, memory };
+}
 
-  // One rank uses every core; several ranks in one process run one kernel thread each (DESIGN.md).
-  const threads = cfg.threads ?? defaultKernelThreads(group);
-  const backend = opts.backend ?? createBackend(cfg.backend, { threads });
-  const pg = group ?? new LocalGroup((dst, src) => backend.copy(dst, src));
-  const model = new Llama(backend, mc, { recompute: cfg.recompute });
-  let engine: TrainEngine;
-  if (fsdp) {
-    const e = new FsdpEngine(backend, model, pg, cfg.optim, { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation });
-    // A fresh model is initialised unit by unit: no rank ever holds all of it.
-    if (init) e.loadParams(init.tensors);
-    else if (!resumeFrom) e.loadParams((u) => initialParameters(model.layout, cfg.seed, [u]));
-    engine = e;
-  } else {
-    const e = new ReplicaEngine(backend, model, pg, cfg.optim);
-    if (!resumeFrom) e.replica.params.fromHost(init?.tensors ?? initialParameters(model.layout, cfg.seed));
-    engine = e;
-  }
-  if (resumeFrom) restoreEngine(engine, resumeFrom);
-  // DDP replicas start from rank 0's weights (and moments on resume), whatever each rank loaded.
-  if (engine instanceof ReplicaEngine && ranks > 1) {
-    for (const buffers of resumeFrom ? [engine.replica.params, engine.adamw.m, engine.adamw.v] : [engine.replica.params]) await broadcastUnits(pg, buffers);
-  }
-  const paramM = (model.layout.paramCount / 1e6).toFixed(2);
-  log(`model ${init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(mem.total)}`);
-  if (fsdp) log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? `, plus a full local gradient for unsharded accumulation (${formatBytes(4 * model.layout.units.reduce((a, u) => a + ranks * Math.ceil(u.size / ranks), 0))} per rank)` : ''}`);
-  log(`schedule ${schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${runDir}`);
-  if (resumeFrom) log(`resuming from ${resumeFrom.dir} (step ${startState!.step}, ${startState!.samples} samples)`);
+/**
+ * The engine for the configured strategy, holding the run's starting state: the checkpoint's on
+ * resume, init_from's weights, or a fresh seeded initialisation (unit by unit, so no FSDP rank ever
+ * holds the whole model); ranks that hold copies then take rank 0's.
+ */
+async function buildEngine(cfg: TrainConfig, run: ResolvedRun, model: Llama, group: ProcessGroup): Promise<TrainEngine> {
+  const engine: TrainEngine =
+    cfg.parallel.strategy === 'fsdp'
+      ? new FsdpEngine(model.backend, model, group, cfg.optim, { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation })
+      : new ReplicaEngine(model.backend, model, group, cfg.optim);
+  if (run.resume) engine.loadState(engineStateOf(run.resume.from, run.resume.state));
+  else engine.loadState({ params: run.init?.tensors ?? ((unit: number) => initialParameters(model.layout, cfg.seed, [unit])) });
+  await engine.broadcastState({ optimizer: run.resume !== null });
+  return engine;
+}
 
+function logStart(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, log: (m: string) => void): void {
+  const { model: mc, budgetSamples } = run;
+  const ranks = engine.group.size;
+  const backend = engine.backend;
+  const paramM = (engine.model.layout.paramCount / 1e6).toFixed(2);
+  log(`model ${run.init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(run.memory.total)}`);
+  if (cfg.parallel.strategy === 'fsdp') log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? `, plus a full local gradient for unsharded accumulation (${formatBytes(4 * engine.model.layout.units.reduce((a, u) => a + ranks * Math.ceil(u.size / ranks), 0))} per rank)` : ''}`);
+  log(`schedule ${run.schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${run.runDir}`);
+  if (run.resume) log(`resuming from ${run.resume.from.dir} (step ${run.resume.loop.step}, ${run.resume.loop.samples} samples)`);
+}
+
+/** The loop with its metrics file, progress, checkpoints and summary. */
+async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, progress: Progress, shouldStop: (() => boolean) | undefined): Promise<TrainSummary> {
+  const { model: mc, budgetSamples, data, runDir } = run;
+  const rank0 = engine.group.rank === 0;
   const trainer = new Trainer(
     engine,
-    schedule,
+    run.schedule,
     data.train,
     data.validation,
     {
@@ -219,60 +271,59 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
       lrScale: lrScaleFor(cfg.batch),
       clip: cfg.optim.clip,
       maxMicroBatch: cfg.batch.max_micro,
-      maxBatch: layout.maxBatch,
+      maxBatch: run.maxBatch,
       evalEverySamples: cfg.eval.every_samples,
       evalWindows: Math.min(cfg.eval.windows, (data.validation as { windowsPerEpoch?: number } | null)?.windowsPerEpoch ?? cfg.eval.windows),
       maxNonFinite: cfg.max_nonfinite,
     },
-    startState,
+    run.resume?.loop,
   );
   const checkpointer = new Checkpointer(
     {
       runDir,
       config: cfg.checkpoint,
       engine,
-      schedule,
-      noise,
+      schedule: run.schedule,
+      noise: run.noise,
       modelConfig: mc,
-      fullConfig: resolved,
-      tokenizerJson,
-      tokenizerHash,
+      fullConfig: run.resolved,
+      tokenizerJson: run.tokenizerJson,
+      tokenizerHash: run.tokenizerHash,
       tokenIds: data.tokenizer ? { bos_token_id: data.tokenizer.bos, eos_token_id: data.tokenizer.eos } : {},
       cursorAt: data.train.cursorAt ? (k) => data.train.cursorAt!(k) : null,
       seed: cfg.seed,
     },
     trainer.state.samples,
   );
-  const currentLr = (): number => learningRate(cfg.lr, trainer.state.samples, budgetSamples);
   const saveCheckpoint = async (): Promise<string | null> => {
-    const dir = await checkpointer.save(trainer.state, currentLr());
-    if (rank0) progress.log(`checkpoint ${dir}`);
-    return rank0 ? dir : null;
+    const dir = await checkpointer.save(trainer.state, learningRate(cfg.lr, trainer.state.samples, budgetSamples));
+    if (dir) progress.log(`checkpoint ${dir}`);
+    return dir;
   };
 
   const metrics = rank0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
-  const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false, resumedFrom: resumeFrom?.dir ?? null, checkpoint: null };
+  const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false, resumedFrom: run.resume?.from.dir ?? null, checkpoint: null };
   let lastBatch = 0;
-  let lastVal: number | null = null;
   try {
     await trainer.run({
       log: (m) => progress.log(m),
-      noiseScale: (s) => noise.observe(s),
-      ...(opts.shouldStop && { shouldStop: opts.shouldStop }),
+      noiseScale: (s) => run.noise.observe(s),
+      ...(shouldStop && { shouldStop }),
       // Rank 0's clock decides (ranks' clocks differ); the flag is agreed in the step's reduction.
       checkpointDue: (st) => rank0 && checkpointer.due(st),
       onStep: async (rec, st) => {
-        metrics?.write(rec.row);
-        const b = rec.row.batch_size as number;
-        if (summary.initialBatch === 0) summary.initialBatch = b;
+        const row = rec.row;
+        metrics?.write(row);
+        const batch = row.batch_size;
+        if (summary.initialBatch === 0) summary.initialBatch = batch;
         // The shortened last step is not a schedule decision: leave it out of the growth summary.
-        if (b !== lastBatch && !(st.samples >= budgetSamples && b < lastBatch)) {
-          summary.batchChanges.push({ step: st.step, samples: st.samples - b, batch: b });
-          lastBatch = b;
+        if (batch !== lastBatch && !(st.samples >= budgetSamples && batch < lastBatch)) {
+          summary.batchChanges.push({ step: st.step, samples: st.samples - batch, batch });
+          lastBatch = batch;
         }
-        if (typeof rec.row.val_loss === 'number') lastVal = rec.row.val_loss;
-        summary.trainLoss = rec.row.loss as number;
-        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: rec.row.loss as number, batch: b, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: lastVal }, rec.row.val_loss !== undefined);
+        if (row.val_loss !== undefined) summary.valLoss = row.val_loss;
+        summary.trainLoss = row.loss;
+        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: row.loss, batch, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: summary.valLoss }, row.val_loss !== undefined);
         if (rec.checkpoint && !rec.stop && !trainer.done()) summary.checkpoint = await saveCheckpoint();
       },
     });
@@ -283,10 +334,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
     metrics?.close();
   }
   const st = trainer.state;
-  Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS, valLoss: lastVal, finalBatch: lastBatch });
-  engine.free();
-  model.dispose();
-  return summary;
+  return Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS, finalBatch: lastBatch });
 }
 
 export function formatSummary(s: TrainSummary): string {

@@ -13,11 +13,12 @@
  */
 import { planBatch } from '../batch/planner.js';
 import type { BatchLayout, BatchPlan, BatchSchedule, GradientStats, ScheduleDecision } from '../batch/types.js';
-import type { MetricsRow } from '../io/metrics.js';
+import { shardStep, type SampleRange } from '../data/sampler.js';
 import { learningRate, type LrConfig } from '../optim/lr.js';
-import type { StepScalars, TrainEngine } from './engine-api.js';
-import { shardStep } from '../data/sampler.js';
-import { collectiveSeconds } from '../dist/group.js';
+import type { StepScalars, TrainEngine } from '../parallel/engine.js';
+import { type CollectiveStats, collectiveSeconds } from '../parallel/group.js';
+import { secondsClock, Spans } from '../util/spans.js';
+import type { StepMetrics } from './step-metrics.js';
 
 export interface WindowSource {
   readonly seqLen: number;
@@ -55,7 +56,7 @@ export interface LoopState {
 }
 
 export interface StepRecord {
-  row: MetricsRow;
+  row: StepMetrics;
   plan: BatchPlan;
   decision: ScheduleDecision | null;
   /** Some rank asked to stop: the loop ends after this step on every rank. */
@@ -98,7 +99,7 @@ export class Trainer {
   ) {
     this.state = start ? { ...start } : { step: 0, samples: 0, tokens: 0, skippedInARow: 0, elapsedS: 0 };
     this.lastEvalBucket = this.evalBucket(this.state.samples);
-    engine.prepareStatistics?.(schedule.needs);
+    if (schedule.collector) engine.registerCollector(schedule.collector);
   }
 
   get layout(): BatchLayout {
@@ -121,59 +122,32 @@ export class Trainer {
 
   /** One optimizer step (or a skipped one when the gradient is non-finite). */
   async step(hooks: LoopHooks = {}): Promise<StepRecord> {
-    const clock = hooks.clock ?? (() => performance.now() / 1000);
+    const clock = hooks.clock ?? secondsClock;
+    // overhead: the loop's own work; decide: the schedule and noise-scale updates (also overhead).
+    const spans = new Spans(['overhead', 'decide', 'eval', 'hooks'], clock);
     const t0 = clock();
-    let overhead = 0;
     const st = this.state;
     const { seqLen } = this.cfg;
     const group = this.engine.group;
     const comm0 = collectiveSeconds(group);
     const coll0 = group.collectiveStats?.();
 
-    const target = this.schedule.targetBatch(st.samples);
-    let plan = planBatch(target, this.layout, this.schedule.needs.microSamples);
-    const remaining = this.cfg.budgetSamples - st.samples;
-    const shortened = plan.globalBatch > remaining;
-    const stepSamples = Math.min(plan.globalBatch, remaining);
-    if (shortened) plan = { ...plan, globalBatch: stepSamples };
-    // Every rank runs the same number of micro-steps (some possibly empty on a shortened last step),
-    // so per-micro-step collectives stay matched across ranks.
-    const share = shardStep(st.samples, stepSamples, group.size, plan.microBatch)[group.rank]!.micro;
-    overhead += clock() - t0;
-
-    this.engine.beginStep();
-    for (const micro of share) {
-      if (micro.count === 0) {
-        // Lockstep engines (FSDP) must join every collective: a zero-weight stand-in sample.
-        if (this.engine.lockstep) await this.engine.microStep(this.train.windows(st.samples, 1), 1, seqLen, 0, true);
-        continue;
-      }
-      const td = clock();
-      const windows = this.train.windows(micro.start, micro.count);
-      overhead += clock() - td;
-      // Weight m_t·J/b: after the cross-rank average the accumulator is the mean over all b samples.
-      await this.engine.microStep(windows, micro.count, seqLen, (micro.count * group.size) / stepSamples);
-    }
+    const { plan, stepSamples, shortened, share } = spans.time('overhead', () => this.planStep());
+    await this.runMicroSteps(share, stepSamples, spans);
     const after: LoopState = { ...st, step: st.step + 1, samples: st.samples + stepSamples, tokens: st.tokens + stepSamples * seqLen };
     const flags = [hooks.shouldStop?.() ? 1 : 0, hooks.checkpointDue?.(after) ? 1 : 0];
-    const coord = this.schedule.needs.coordinates ? (this.schedule as { coordinate?: { quantile: number; threshold: number } }).coordinate : undefined;
-    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, flags, ...(coord && { coordinates: { ...coord, microBatch: plan.microBatch } }) });
+    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, microBatch: plan.microBatch, flags });
 
-    const ts = clock();
-    const lr = learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples);
-    const stats = this.gradientStats(plan, scalars, share.length);
+    const lr = spans.time('overhead', () => learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples));
     let decision: ScheduleDecision | null = null;
     let noiseScale: number | null = null;
-    overhead += clock() - ts;
-    let decideTime = 0;
-
     if (scalars.finite) {
-      const tsched = clock();
-      noiseScale = hooks.noiseScale?.(stats) ?? null;
-      // A shortened last step is not a test sample: its layout differs from the plan's.
-      if (!shortened) decision = this.schedule.observe(stats, st.samples + stepSamples);
-      decideTime = clock() - tsched;
-      overhead += decideTime;
+      const stats = this.gradientStats(plan, scalars, share.length);
+      spans.time('decide', () => {
+        noiseScale = hooks.noiseScale?.(stats) ?? null;
+        // A shortened last step is not a test sample: its layout differs from the plan's.
+        if (!shortened) decision = this.schedule.observe(stats, st.samples + stepSamples);
+      });
       this.engine.update(lr, this.cfg.clip);
       st.skippedInARow = 0;
     } else {
@@ -186,66 +160,99 @@ export class Trainer {
     const stepTime = clock() - t0;
     st.elapsedS += stepTime;
 
-    const tm = clock();
-    const row: MetricsRow = {
-      step: st.step,
-      samples: st.samples,
-      tokens: st.tokens,
-      batch_size: stepSamples,
-      micro_batch: plan.microBatch,
-      accum_steps: share.length,
-      ranks: group.size,
-      lr,
-      loss: scalars.lossSum / scalars.tokens,
-      grad_norm: Math.sqrt(scalars.globalSqNorm),
-      grad_sq_norm: scalars.globalSqNorm,
-      test_stat: decision?.testStat ?? null,
-      grad_var: decision?.gradVar ?? null,
-      noise_scale: noiseScale,
-      test_passed: decision?.testPassed ?? null,
-      next_batch: decision?.nextBatch ?? null,
-      skipped: !scalars.finite,
-      tok_per_s: (stepSamples * seqLen) / stepTime,
-      step_time_s: stepTime,
-      elapsed_s: st.elapsedS,
-    };
+    const row = spans.time('overhead', () => this.metricsRow({ plan, stepSamples, accumSteps: share.length, lr, scalars, decision, noiseScale, stepTime }));
     const bucket = this.evalBucket(st.samples);
     if (this.validation && (bucket > this.lastEvalBucket || this.done())) {
       this.lastEvalBucket = bucket;
-      overhead += clock() - tm;
-      const te = clock();
-      const v = await this.evaluate();
-      const evalTime = clock() - te;
-      st.elapsedS += evalTime;
-      row.val_loss = v;
-      row.val_ppl = Math.exp(v);
-      row.eval_s = evalTime;
-      row.elapsed_s = st.elapsedS;
-    } else {
-      overhead += clock() - tm;
+      const v = await spans.timeAsync('eval', () => this.evaluate());
+      st.elapsedS += spans.seconds.eval;
+      Object.assign(row, { val_loss: v, val_ppl: Math.exp(v), eval_s: spans.seconds.eval, elapsed_s: st.elapsedS });
     }
-    row.overhead_s = overhead;
+    row.overhead_s = spans.seconds.overhead + spans.seconds.decide;
     // Statistics for the batch test (norms beyond what clipping needs) plus the decision itself.
-    row.stats_s = scalars.statsSeconds + decideTime;
-    // Seconds in collectives (waiting for peers included) where the group measures them.
+    row.stats_s = scalars.statsSeconds + spans.seconds.decide;
     if (comm0 !== null) row.comm_s = collectiveSeconds(group)! - comm0;
-    if (coll0) {
-      // Per collective, where they were used: DDP's gradient all-reduce, FSDP's gathers and scatters.
-      const coll = group.collectiveStats!();
-      for (const [k, field] of [['allReduce', 'allreduce_s'], ['allGather', 'allgather_s'], ['reduceScatter', 'reduce_scatter_s']] as const) {
-        const d = coll[k].seconds - coll0[k].seconds;
-        if (coll[k].count > coll0[k].count) row[field] = d;
-      }
-    }
+    if (coll0) Object.assign(row, this.collectiveSeconds(coll0));
     const rec: StepRecord = { row, plan, decision, stop: scalars.flags[0]! > 0, checkpoint: scalars.flags[1]! > 0 };
-    const th = clock();
-    await hooks.onStep?.(rec, st);
     // Metrics and progress output belong to the run's wall clock too.
-    st.elapsedS += clock() - th;
+    await spans.timeAsync('hooks', async () => hooks.onStep?.(rec, st));
+    st.elapsedS += spans.seconds.hooks;
     if (st.skippedInARow >= this.cfg.maxNonFinite) {
       throw new NonFiniteError(`stopping: ${st.skippedInARow} consecutive steps had a non-finite loss or gradient (last at step ${st.step}); try a lower learning rate or stronger clipping`);
     }
     return rec;
+  }
+
+  /**
+   * The step's plan: the schedule's target realized as J × M × m, shortened to land on the sample
+   * budget, and this rank's share of the step's samples. Every rank runs the same number of
+   * micro-steps (some possibly empty on a shortened last step), so per-micro-step collectives stay
+   * matched across ranks.
+   */
+  private planStep(): { plan: BatchPlan; stepSamples: number; shortened: boolean; share: SampleRange[] } {
+    const st = this.state;
+    const group = this.engine.group;
+    const target = this.schedule.targetBatch(st.samples);
+    let plan = planBatch(target, this.layout, this.schedule.needs.microSamples);
+    const remaining = this.cfg.budgetSamples - st.samples;
+    const shortened = plan.globalBatch > remaining;
+    const stepSamples = Math.min(plan.globalBatch, remaining);
+    if (shortened) plan = { ...plan, globalBatch: stepSamples };
+    const share = shardStep(st.samples, stepSamples, group.size, plan.microBatch)[group.rank]!.micro;
+    return { plan, stepSamples, shortened, share };
+  }
+
+  /** This rank's micro-steps; reading the data counts as the loop's overhead. */
+  private async runMicroSteps(share: readonly SampleRange[], stepSamples: number, spans: Spans<'overhead'>): Promise<void> {
+    const { seqLen } = this.cfg;
+    const J = this.engine.group.size;
+    this.engine.beginStep();
+    for (const micro of share) {
+      if (micro.count === 0) {
+        // Lockstep engines (FSDP) must join every collective: a zero-weight stand-in sample.
+        if (this.engine.lockstep) await this.engine.microStep(this.train.windows(this.state.samples, 1), 1, seqLen, 0, true);
+        continue;
+      }
+      const windows = spans.time('overhead', () => this.train.windows(micro.start, micro.count));
+      // Weight m_t·J/b: after the cross-rank average the accumulator is the mean over all b samples.
+      await this.engine.microStep(windows, micro.count, seqLen, (micro.count * J) / stepSamples);
+    }
+  }
+
+  private metricsRow(s: { plan: BatchPlan; stepSamples: number; accumSteps: number; lr: number; scalars: StepScalars; decision: ScheduleDecision | null; noiseScale: number | null; stepTime: number }): StepMetrics {
+    const st = this.state;
+    return {
+      step: st.step,
+      samples: st.samples,
+      tokens: st.tokens,
+      batch_size: s.stepSamples,
+      micro_batch: s.plan.microBatch,
+      accum_steps: s.accumSteps,
+      ranks: this.engine.group.size,
+      lr: s.lr,
+      loss: s.scalars.lossSum / s.scalars.tokens,
+      grad_norm: Math.sqrt(s.scalars.globalSqNorm),
+      grad_sq_norm: s.scalars.globalSqNorm,
+      test_stat: s.decision?.testStat ?? null,
+      grad_var: s.decision?.gradVar ?? null,
+      noise_scale: s.noiseScale,
+      test_passed: s.decision?.testPassed ?? null,
+      next_batch: s.decision?.nextBatch ?? null,
+      skipped: !s.scalars.finite,
+      tok_per_s: (s.stepSamples * this.cfg.seqLen) / s.stepTime,
+      step_time_s: s.stepTime,
+      elapsed_s: st.elapsedS,
+    };
+  }
+
+  /** Seconds per collective since `before`, for those this step used: DDP's all-reduce, FSDP's gathers and scatters. */
+  private collectiveSeconds(before: CollectiveStats): Pick<StepMetrics, 'allreduce_s' | 'allgather_s' | 'reduce_scatter_s'> {
+    const now = this.engine.group.collectiveStats!();
+    const out: Pick<StepMetrics, 'allreduce_s' | 'allgather_s' | 'reduce_scatter_s'> = {};
+    for (const [k, field] of [['allReduce', 'allreduce_s'], ['allGather', 'allgather_s'], ['reduceScatter', 'reduce_scatter_s']] as const) {
+      if (now[k].count > before[k].count) out[field] = now[k].seconds - before[k].seconds;
+    }
+    return out;
   }
 
   /** Mean validation loss over the fixed validation subset. */
@@ -279,7 +286,7 @@ export class Trainer {
       globalSqNorm: s.globalSqNorm,
       dotSum: s.dotSum,
       dotSqSum: s.dotSqSum,
-      coordinateStat: s.coordinateStat,
+      collected: s.collected,
     };
   }
 }

@@ -8,7 +8,7 @@
  * reference for testing FSDP and DDP logic without threads or MPI.
  */
 import type { Backend, Tensor } from '../../src/backend/backend.js';
-import type { ProcessGroup, ReduceOp } from '../../src/dist/group.js';
+import type { ProcessGroup, ReduceOp } from '../../src/parallel/group.js';
 
 interface Pending {
   name: string;
@@ -56,6 +56,7 @@ export class CoopWorld {
 
 export class CoopGroup implements ProcessGroup {
   readonly kind = 'threads';
+  readonly localSize: number;
   readonly size: number;
 
   constructor(
@@ -63,17 +64,18 @@ export class CoopGroup implements ProcessGroup {
     readonly rank: number,
   ) {
     this.size = world.size;
+    this.localSize = world.size;
   }
 
-  private get b(): Backend {
+  private get backend(): Backend {
     return this.world.backend;
   }
 
   /** Σ over ranks of the tensors (rank order), into a fresh tensor. */
   private sum(ts: Tensor[], scale: number): Tensor {
-    const acc = this.b.alloc([ts[0]!.size], ts[0]!.dtype);
-    for (const t of ts) this.b.axpy(acc, 1, t);
-    if (scale !== 1) this.b.scale(acc, scale);
+    const acc = this.backend.alloc([ts[0]!.size], ts[0]!.dtype);
+    for (const t of ts) this.backend.axpy(acc, 1, t);
+    if (scale !== 1) this.backend.scale(acc, scale);
     return acc;
   }
 
@@ -81,8 +83,8 @@ export class CoopGroup implements ProcessGroup {
     return this.world.rendezvous(this.rank, 'allReduce', [t, op], (all) => {
       const ts = all.map((a) => a[0] as Tensor);
       const acc = this.sum(ts, op === 'avg' ? 1 / this.size : 1);
-      for (const x of ts) this.b.copy(x, acc);
-      this.b.free(acc);
+      for (const x of ts) this.backend.copy(x, acc);
+      this.backend.free(acc);
       return ts.map(() => undefined);
     });
   }
@@ -100,10 +102,10 @@ export class CoopGroup implements ProcessGroup {
     return this.world.rendezvous(this.rank, 'reduceScatter', [out, input, op], (all) => {
       const shard = out.size;
       all.forEach((a, r) => {
-        const slices = all.map((x) => this.b.view(x[1] as Tensor, r * shard, [shard]));
+        const slices = all.map((x) => this.backend.view(x[1] as Tensor, r * shard, [shard]));
         const acc = this.sum(slices, op === 'avg' ? 1 / this.size : 1);
-        this.b.copy(a[0] as Tensor, acc);
-        this.b.free(acc);
+        this.backend.copy(a[0] as Tensor, acc);
+        this.backend.free(acc);
       });
       return all.map(() => undefined);
     });
@@ -112,7 +114,7 @@ export class CoopGroup implements ProcessGroup {
   allGather(out: Tensor, shard: Tensor): Promise<void> {
     return this.world.rendezvous(this.rank, 'allGather', [out, shard], (all) => {
       for (const a of all) {
-        all.forEach((src, r) => this.b.copy(this.b.view(a[0] as Tensor, r * shard.size, [shard.size]), src[1] as Tensor));
+        all.forEach((src, r) => this.backend.copy(this.backend.view(a[0] as Tensor, r * shard.size, [shard.size]), src[1] as Tensor));
       }
       return all.map(() => undefined);
     });
@@ -121,7 +123,7 @@ export class CoopGroup implements ProcessGroup {
   broadcast(t: Tensor, root: number): Promise<void> {
     return this.world.rendezvous(this.rank, 'broadcast', [t], (all) => {
       const src = all[root]![0] as Tensor;
-      all.forEach((a, r) => r !== root && this.b.copy(a[0] as Tensor, src));
+      all.forEach((a, r) => r !== root && this.backend.copy(a[0] as Tensor, src));
       return all.map(() => undefined);
     });
   }

@@ -1,23 +1,24 @@
 /**
- * One data-parallel rank for the dist tests: a small model on the cpu backend (1 kernel thread),
+ * One data-parallel rank for the dist tests: a small model on the cpu backend (1 kernel thread) or ref,
  * synthetic data, a batch schedule from a config section, `steps` optimizer steps through the real
  * Trainer and ReplicaEngine. Returns everything the tests compare: the final parameters (flat, in
  * layout order), each step's metrics row and the GradientStats the schedule saw.
  * Entry points: dist-thread-rank.ts (a worker thread of a `threads` group), dist-mpi-rank.ts (an
- * mpirun process); runRank itself also runs on a LocalGroup (the one-rank reference).
+ * mpirun process); runRank(null, …) runs one rank alone (the one-rank reference).
  */
 import { createBackend } from '../../src/backend/registry.js';
 import { createSchedule, type BatchConfigInput } from '../../src/batch/index.js';
 import type { GradientStats } from '../../src/batch/types.js';
 import { SyntheticStream } from '../../src/data/synthetic.js';
-import type { ProcessGroup } from '../../src/dist/group.js';
-import { broadcastUnits } from '../../src/dist/ddp.js';
-import type { MetricsRow } from '../../src/io/metrics.js';
+import { broadcastUnits } from '../../src/parallel/ddp.js';
+import { bindProcessGroup } from '../../src/parallel/group.js';
+import type { Communicator } from '../../src/parallel/native-communicator.js';
+import type { StepMetrics } from '../../src/train/step-metrics.js';
 import { modelConfig, type ModelConfig } from '../../src/model/config.js';
 import { Llama } from '../../src/model/llama.js';
 import { initialParameters } from '../../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../../src/optim/adamw.js';
-import { ReplicaEngine } from '../../src/train/engine.js';
+import { ReplicaEngine } from '../../src/parallel/replica-engine.js';
 import { Trainer } from '../../src/train/trainer.js';
 
 export const DIST_MODEL: Partial<ModelConfig> = { n_layers: 2, seq_len: 16, vocab: 96, d_model: 32, n_heads: 4, n_kv_heads: 2, ffn_dim: 64 };
@@ -34,18 +35,21 @@ export interface RankSpec {
   evalEverySamples?: number;
   /** Plan batches as for this many ranks (a one-rank reference for a J-rank run: the same global batches). */
   planRanks?: number;
+  /** The backend (default cpu, whose collectives run in place; ref's are staged through host buffers). */
+  backend?: 'cpu' | 'ref';
 }
 
 export interface RankResult {
   rank: number;
   size: number;
   params: number[];
-  rows: MetricsRow[];
+  rows: StepMetrics[];
   stats: GradientStats[];
 }
 
-export async function runRank(group: ProcessGroup, spec: RankSpec): Promise<RankResult> {
-  const backend = createBackend('cpu', { threads: 1 });
+export async function runRank(comm: Communicator | null, spec: RankSpec): Promise<RankResult> {
+  const backend = createBackend(spec.backend ?? 'cpu', { threads: 1 });
+  const group = await bindProcessGroup(comm, backend);
   const mc = modelConfig('tiny', DIST_MODEL);
   const model = new Llama(backend, mc);
   const engine = new ReplicaEngine(backend, model, group, ADAMW_DEFAULTS);
@@ -68,7 +72,7 @@ export async function runRank(group: ProcessGroup, spec: RankSpec): Promise<Rank
     maxNonFinite: 3,
     ...(spec.planRanks !== undefined && { planRanks: spec.planRanks }),
   });
-  const rows: MetricsRow[] = [];
+  const rows: StepMetrics[] = [];
   const stats: GradientStats[] = [];
   for (let i = 0; i < spec.steps && !trainer.done(); i++) {
     const rec = await trainer.step({ noiseScale: (s) => (stats.push(s), null) });

@@ -1,7 +1,7 @@
 /** `mpirun -np N node dist-scenario-mpi.js NAME OUT_DIR`: one collective scenario per rank; writes OUT_DIR/rank-<r>.json. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openMpiGroup } from '../../src/dist/mpi.js';
+import { openMpiGroup } from '../../src/parallel/mpi.js';
 import { scenarios } from './dist-scenarios.js';
 
 const [name, outDir] = process.argv.slice(2);

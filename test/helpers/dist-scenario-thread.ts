@@ -1,6 +1,6 @@
 /** A worker thread running one collective scenario (dist-scenarios.ts) as a rank of a `threads` group. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { joinThreadGroup } from '../../src/dist/threads.js';
+import { joinThreadGroup } from '../../src/parallel/threads.js';
 import { scenarios } from './dist-scenarios.js';
 
 const { groupId, rank, name, timeout } = workerData as { groupId: number; rank: number; name: string; timeout: number };

@@ -5,9 +5,10 @@
  * messages) for the test to check.
  */
 import type { Backend, Tensor } from '../../src/backend/backend.js';
-import { createBackend } from '../../src/backend/registry.js';
-import { agreeOnRun } from '../../src/dist/ddp.js';
-import type { ProcessGroup } from '../../src/dist/group.js';
+import { createBackend, type BackendName } from '../../src/backend/registry.js';
+import { agreeOnRun } from '../../src/parallel/ddp.js';
+import { bindProcessGroup, type ProcessGroup } from '../../src/parallel/group.js';
+import type { Communicator } from '../../src/parallel/native-communicator.js';
 
 /** Rank r's value at index i of input `k` (exact in float32). */
 export function inputValue(k: number, rank: number, i: number): number {
@@ -36,12 +37,18 @@ async function rejection(p: Promise<unknown>): Promise<{ message: string; code: 
 }
 
 /** ctl.abortGroup asks the launching thread to abort the group and resolves once it has. */
-export type Scenario = (group: ProcessGroup, ctl: { abortGroup?: () => Promise<void> }) => Promise<unknown>;
+export type Scenario = (comm: Communicator, ctl: { abortGroup?: () => Promise<void> }) => Promise<unknown>;
 
-export const scenarios: Record<string, Scenario> = {
-  /** Every collective, with sizes that do not divide evenly, views, in-place forms and empty buffers. */
-  async collectives(group) {
-    const b = createBackend('cpu', { threads: 1 });
+/** A backend of one kernel thread and this rank's process group for it. */
+async function bound(comm: Communicator, name: BackendName = 'cpu'): Promise<{ b: Backend; group: ProcessGroup }> {
+  const b = createBackend(name, { threads: 1 });
+  return { b, group: await bindProcessGroup(comm, b) };
+}
+
+/** Every collective, with sizes that do not divide evenly, views, in-place forms and empty buffers. */
+async function everyCollective(comm: Communicator, backendName: BackendName): Promise<Record<string, unknown>> {
+  {
+    const { b, group } = await bound(comm, backendName);
     const J = group.size;
     const r = group.rank;
     const out: Record<string, unknown> = {};
@@ -96,11 +103,18 @@ export const scenarios: Record<string, Scenario> = {
     await group.barrier();
     out.stats = group.collectiveStats?.() ?? null;
     return out;
-  },
+  }
+}
+
+export const scenarios: Record<string, Scenario> = {
+  /** Every collective on cpu tensors (registry buffers, reduced in place). */
+  collectives: (comm) => everyCollective(comm, 'cpu'),
+  /** The same on ref tensors, which the group stages through registry buffers of its own. */
+  collectivesStaged: (comm) => everyCollective(comm, 'ref'),
 
   /** Rank 0 and rank 1 disagree on the size: both calls fail, naming both. */
-  async mismatch(group) {
-    const b = createBackend('cpu', { threads: 1 });
+  async mismatch(comm) {
+    const { b, group } = await bound(comm);
     const t = b.alloc([group.rank === 0 ? 10 : 11], 'f32');
     return rejection(group.allReduce(t, 'sum'));
   },
@@ -115,8 +129,8 @@ export const scenarios: Record<string, Scenario> = {
   },
 
   /** Rank 1 fails while rank 0 waits in an all-reduce: rank 0's collective fails with rank 1's reason. */
-  async abort(group) {
-    const b = createBackend('cpu', { threads: 1 });
+  async abort(comm) {
+    const { b, group } = await bound(comm);
     if (group.rank === 1) {
       await new Promise((r) => setTimeout(r, 200));
       group.abort!('rank 1 failed: Error: boom');
@@ -161,8 +175,8 @@ export const scenarios: Record<string, Scenario> = {
   },
 
   /** Bad arguments are errors at the call (nothing is queued, the group stays usable). */
-  async validation(group) {
-    const b = createBackend('cpu', { threads: 1 });
+  async validation(comm) {
+    const { b, group } = await bound(comm);
     const ref = createBackend('ref');
     const errors: string[] = [];
     const capture = async (f: () => Promise<unknown>): Promise<void> => {

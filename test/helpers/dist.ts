@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createThreadGroup } from '../../src/dist/threads.js';
+import { createThreadGroup } from '../../src/parallel/threads.js';
 import type { RankResult, RankSpec } from './dist-rank.js';
 
 /** Why MPI tests cannot run here, or null when they can (mpirun on PATH, addon built with MPI). */

@@ -11,7 +11,7 @@ import { modelConfig } from '../../src/model/config.js';
 import { Llama } from '../../src/model/llama.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { addSquaredNorm, clipToNorm } from '../../src/optim/clip.js';
-import { LocalReplica } from '../../src/train/replica.js';
+import { LocalReplica } from '../../src/parallel/local-replica.js';
 import { goldenWeight } from './golden.js';
 import { relL2 } from './num.js';
 

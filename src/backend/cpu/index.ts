@@ -12,9 +12,9 @@
  * large GEMM is split into one block per thread), so BLAS threads and kernel threads never compete.
  * With several instances in worker_threads (data-parallel ranks), each runs with one thread.
  */
-import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
+import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
-import { DTYPE_CODE, loadNativeAddon, type NativeContext } from './native.js';
+import { DTYPE_CODE, loadNativeAddon, type NativeContext } from '../../addon/addon.js';
 import { KernelProfiler, type KernelTime } from './profile.js';
 
 export interface CpuBackendOptions {
@@ -41,6 +41,8 @@ function f32(kernel: string, tensors: Record<string, Tensor>): void {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
+  /** Tensors are native registry allocations: process groups reduce them in place. */
+  readonly collectives: CollectiveAccess = { kind: 'registry' };
   private readonly ctx: NativeContext;
   private readonly profiler = new KernelProfiler();
   private readonly headChunk: number;

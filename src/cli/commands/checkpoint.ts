@@ -2,7 +2,8 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ADAMW_PREFIX, listCheckpoints, readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../../io/checkpoint.js';
+import { listCheckpoints, readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../../io/checkpoint.js';
+import { ADAMW_PREFIX } from '../../io/checkpoint-format.js';
 import { UserError } from '../../util/errors.js';
 import { resolveModelDir } from '../open-model.js';
 

@@ -1,7 +1,7 @@
 /** `adabatch train`: train a model from a YAML config (or the built-in default), with --set overrides. */
 import { parseArgs } from 'node:util';
-import { chooseDist } from '../../dist/env.js';
-import { DistributedRunError, runMpi, runThreads } from '../../dist/launch.js';
+import { chooseDist } from '../../parallel/group-choice.js';
+import { DistributedRunError, runMpi, runThreads } from '../../train/launch.js';
 import { UserError } from '../../util/errors.js';
 import { loadTrainConfig } from '../../train/config.js';
 import { loadResumeConfig } from '../../train/resume.js';

@@ -4,14 +4,14 @@
  * collectives fail at once instead of waiting for the timeout.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { TrainConfig } from '../train/config.js';
-import { Progress } from '../train/progress.js';
-import { runTrain } from '../train/run.js';
+import { isCollectiveAborted } from '../parallel/native-communicator.js';
+import { joinThreadGroup } from '../parallel/threads.js';
 import { UserError } from '../util/errors.js';
-import { faultHook } from './fault.js';
+import type { TrainConfig } from './config.js';
+import { faultHook } from './fault-injection.js';
 import { silentProgress, type WorkerReport } from './launch.js';
-import { isCollectiveAborted } from './native-group.js';
-import { joinThreadGroup } from './threads.js';
+import { Progress } from './progress.js';
+import { runTrain } from './run.js';
 
 interface WorkerInput {
   cfg: TrainConfig;
@@ -26,13 +26,13 @@ interface WorkerInput {
 const input = workerData as WorkerInput;
 const post = (r: WorkerReport): void => parentPort!.postMessage(r);
 const { rank } = input;
-const group = joinThreadGroup(input.groupId, rank, input.timeoutSeconds);
+const comm = joinThreadGroup(input.groupId, rank, input.timeoutSeconds);
 
 try {
   const fault = faultHook(rank);
   let step = 0;
   const summary = await runTrain(input.cfg, {
-    group,
+    comm,
     resume: input.resume,
     // Polled once per step on every rank; the requests are summed in the step's reduction.
     shouldStop: () => {
@@ -43,12 +43,12 @@ try {
     log: rank === 0 ? (m) => console.error(m) : () => {},
     progress: rank === 0 ? new Progress(process.stderr as NodeJS.WriteStream, input.cfg.log_every_s, input.tty) : silentProgress(),
   });
-  await group.close();
+  await comm.close();
   post({ type: 'done', rank, summary });
 } catch (e) {
   const aborted = isCollectiveAborted(e);
   // Another rank's failure (or a timeout) is reported by its message alone; this rank's own error with its stack.
   const message = e instanceof Error ? (e instanceof UserError || aborted ? e.message : (e.stack ?? e.message)) : String(e);
-  if (!aborted) group.abort(`rank ${rank} failed: ${message.split('\n')[0]}`);
+  if (!aborted) comm.abort(`rank ${rank} failed: ${message.split('\n')[0]}`);
   post({ type: 'failed', rank, message, aborted, timeout: aborted && e.code === 'ADABATCH_COMM_TIMEOUT', userError: e instanceof UserError });
 }

@@ -15,13 +15,16 @@
  * Unit u of S elements is padded to J·s elements with s = ⌈S/J⌉; rank r owns [r·s, (r+1)·s). The
  * padding is zero and stays zero (its gradient is zero and no AdamW range covers it).
  */
-import type { Backend, Tensor } from '../backend/backend.js';
-import type { ProcessGroup } from '../dist/group.js';
+import type { Backend, HostArray, Tensor } from '../backend/backend.js';
+import type { GradientCollector } from '../batch/types.js';
+import { writeShardedCheckpoint } from '../io/checkpoint-sharded.js';
 import type { GradSink, Llama, UnitAccess } from '../model/llama.js';
 import { AdamW, type AdamWConfig, type UnitRange } from '../optim/adamw.js';
 import { clipToNorm } from '../optim/clip.js';
-import type { StatRequest, StepScalars, TrainEngine } from './engine-api.js';
-import { evalLossWith, SLOT, STAT_SLOTS, WindowUploader } from './engine-api.js';
+import { Spans } from '../util/spans.js';
+import { type CheckpointFrame, type EngineState, evalLossWith, SLOT, STAT_SLOTS, type StatRequest, type StepScalars, type TensorSource, type TrainEngine, WindowUploader } from './engine.js';
+import type { ProcessGroup } from './group.js';
+import { reduceRankScalars, stepScalars } from './step-scalars.js';
 
 export interface FsdpOptions {
   /** Free gathered parameters after forward and gather again for backward (the memory-saving default). */
@@ -73,7 +76,8 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
   private microSlot: number = SLOT.MICRO;
   private inMicroStep = false;
   private readonly uploader: WindowUploader;
-  private statsSeconds = 0;
+  /** Seconds of statistics the optimizer step does not need, this step. */
+  private readonly spans = new Spans(['stats']);
 
   constructor(
     readonly backend: Backend,
@@ -100,14 +104,34 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     return this.shardSize[u]! * this.group.size;
   }
 
-  // ---- parameters ---------------------------------------------------------------------------
+  // ---- state --------------------------------------------------------------------------------
 
   /**
-   * Loads this rank's shards from full named tensors (every rank passes the same map). `source` may
-   * instead be a function giving one unit's tensors at a time, so the whole model never needs to exist
-   * on the host (a fresh initialisation of a model too large for one rank).
+   * Loads this rank's shards from whole named tensors (every rank passes the same). Parameters may
+   * come one unit at a time (a function), so the whole model never needs to exist on the host (a
+   * fresh initialisation of a model too large for one rank).
    */
-  loadParams(source: Map<string, ArrayLike<number>> | ((unit: number) => Map<string, ArrayLike<number>>)): void {
+  loadState(state: EngineState): void {
+    this.loadParams(state.params);
+    if (state.optimizer) this.loadOptimizer(state.optimizer.m, state.optimizer.v, state.optimizer.step);
+  }
+
+  /** Shards hold no copies: nothing to make equal. */
+  async broadcastState(): Promise<void> {}
+
+  /** Each rank writes its own shards; rank 0 the small files and the manifest (a collective). */
+  async saveCheckpoint(parentDir: string, name: string, frame: CheckpointFrame): Promise<string | null> {
+    const group = this.group;
+    const shard = (t: Tensor) => (): HostArray => this.backend.download(t);
+    const dir = await writeShardedCheckpoint(parentDir, name, {
+      ...frame,
+      params: this.params.map(shard),
+      optimizer: { m: this.adamw.m.units.map(shard), v: this.adamw.v.units.map(shard), metadata: { adamw_step: String(this.adamw.step) } },
+    }, { rank: group.rank, size: group.size, barrier: () => group.barrier(), agree: async (x) => (await group.allReduceScalars(Float64Array.of(x), 'sum'))[0]! });
+    return group.rank === 0 ? dir : null;
+  }
+
+  private loadParams(source: TensorSource): void {
     const r = this.group.rank;
     for (const unit of this.model.layout.units) {
       const full = typeof source === 'function' ? source(unit.index) : source;
@@ -123,7 +147,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
   }
 
   /** Loads this rank's AdamW moment shards from full named moments, and the step counter. */
-  loadOptimizer(m: Map<string, ArrayLike<number>>, v: Map<string, ArrayLike<number>>, step: number): void {
+  private loadOptimizer(m: ReadonlyMap<string, ArrayLike<number>>, v: ReadonlyMap<string, ArrayLike<number>>, step: number): void {
     const r = this.group.rank;
     for (const [moments, target] of [[m, this.adamw.m], [v, this.adamw.v]] as const) {
       for (const unit of this.model.layout.units) {
@@ -191,20 +215,18 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     const full = this.openGrads.get(unit);
     if (!full) throw new Error(`ready(${unit}) for a unit with no open gradient`);
     this.openGrads.delete(unit);
-    const b = this.backend;
+    const backend = this.backend;
     // ‖g_{j,t}‖² of this unit, on the full micro-step gradient before it is reduce-scattered.
-    const t0 = performance.now();
-    b.sumSquares(full, this.stats, this.microSlot);
-    this.statsSeconds += (performance.now() - t0) / 1000;
+    this.spans.time('stats', () => backend.sumSquares(full, this.stats, this.microSlot));
     if (this.localAcc) {
-      b.axpy(this.localAcc[unit]!, this.weight, full);
+      backend.axpy(this.localAcc[unit]!, this.weight, full);
     } else {
       // Weight w_t·/J locally, then sum over ranks: the shard of the mean over the step's samples.
-      b.scale(full, this.weight / this.group.size);
+      backend.scale(full, this.weight / this.group.size);
       const shard = this.microIndex === 0 ? this.grads[unit]! : this.pool.take(this.shardSize[unit]!);
       await this.group.reduceScatter(shard, full, 'sum');
       if (this.microIndex !== 0) {
-        b.axpy(this.grads[unit]!, 1, shard);
+        backend.axpy(this.grads[unit]!, 1, shard);
         this.pool.give(shard);
       }
     }
@@ -213,10 +235,14 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
 
   // ---- the step -----------------------------------------------------------------------------
 
+  registerCollector(_collector: GradientCollector): void {
+    throw new Error('FSDP cannot feed a statistics collector: no rank holds a full micro-step gradient after its reduce-scatter');
+  }
+
   beginStep(): void {
     this.backend.fill(this.stats, 0);
     this.microIndex = -1;
-    this.statsSeconds = 0;
+    this.spans.reset();
     if (this.options.unshardedAccumulation) {
       this.localAcc ??= this.unitSize.map((_, u) => this.backend.alloc([this.padded(u)]));
       for (const t of this.localAcc) this.backend.fill(t, 0);
@@ -241,45 +267,28 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
 
   async finishStep(req: StatRequest): Promise<StepScalars> {
     if (req.innerProducts) throw new Error('the inner-product tests are not available under FSDP (they need ⟨g_j, ḡ⟩ with ḡ unsharded)');
-    if (req.coordinates) throw new Error('the coordinate-wise norm test is not available under FSDP');
-    const b = this.backend;
+    const backend = this.backend;
     const J = this.group.size;
-    if (this.microIndex < 0) for (const g of this.grads) b.fill(g, 0);
+    if (this.microIndex < 0) for (const g of this.grads) backend.fill(g, 0);
     if (this.localAcc) {
-      const t0 = performance.now();
-      for (const g of this.localAcc) b.sumSquares(g, this.stats, SLOT.LOCAL);
-      this.statsSeconds += (performance.now() - t0) / 1000;
+      this.spans.time('stats', () => this.localAcc!.forEach((g) => backend.sumSquares(g, this.stats, SLOT.LOCAL)));
       for (let u = 0; u < this.localAcc.length; u++) {
-        b.scale(this.localAcc[u]!, 1 / J);
+        backend.scale(this.localAcc[u]!, 1 / J);
         await this.group.reduceScatter(this.grads[u]!, this.localAcc[u]!, 'sum');
       }
     } else if (req.localNorms) {
       throw new Error('‖g_j‖² (per-sample and paper estimators) needs fsdp unsharded accumulation');
     }
-    for (const g of this.grads) b.sumSquares(g, this.stats, SLOT.GLOBAL);
-    const s = b.download(this.stats) as Float64Array;
-    const flags = req.flags ?? [];
+    for (const g of this.grads) backend.sumSquares(g, this.stats, SLOT.GLOBAL);
+    const s = backend.download(this.stats) as Float64Array;
     // ‖ḡ‖² is the sum of the shards' norms: it rides in the step's one scalar reduction.
-    const local = Float64Array.of(s[SLOT.LOSS]!, s[SLOT.TOKENS]!, s[SLOT.MICRO]!, s[SLOT.LOCAL]!, s[SLOT.GLOBAL]!, ...flags);
-    const r = J > 1 ? await this.group.allReduceScalars(local, 'sum') : local;
+    const reduced = await reduceRankScalars(this.group, { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]!, microSqNormSum: s[SLOT.MICRO]!, localSqNorm: s[SLOT.LOCAL]!, dot: 0, dotSq: 0, globalSqNormShare: s[SLOT.GLOBAL]! }, req.flags ?? []);
+    const globalSqNorm = reduced.sums.globalSqNormShare;
     // Clipping reads ‖ḡ‖² on the device: put the reduced value there.
     const fixed = Float64Array.from(s);
-    fixed[SLOT.GLOBAL] = r[4]!;
-    b.upload(this.stats, fixed);
-    const out: StepScalars = {
-      lossSum: r[0]!,
-      tokens: r[1]!,
-      microSqNormSum: r[2]!,
-      localSqNormSum: req.localNorms ? r[3]! : null,
-      globalSqNorm: r[4]!,
-      dotSum: null,
-      dotSqSum: null,
-      finite: [r[0]!, r[2]!, r[3]!, r[4]!].every(Number.isFinite),
-      statsSeconds: this.statsSeconds,
-      flags: Array.from(r.subarray(5, 5 + flags.length)),
-      coordinateStat: null,
-    };
-    return out;
+    fixed[SLOT.GLOBAL] = globalSqNorm;
+    backend.upload(this.stats, fixed);
+    return stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats);
   }
 
   update(lr: number, maxNorm: number): void {

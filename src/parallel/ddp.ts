@@ -1,5 +1,5 @@
 /**
- * What DDP needs beyond the engine's per-step all-reduce (engine.ts):
+ * What DDP needs beyond the engine's per-step all-reduce (replica-engine.ts):
  * - every rank runs the same configuration (checked once: a hash of the resolved config crosses the
  *   ranks in one scalar reduction), and names the run directory after rank 0's clock;
  * - replicas start identical: seeded initialisation and checkpoint loading are deterministic, and
@@ -30,7 +30,7 @@ export function hash20(text: string): number {
  * run directory identically on every rank). One small scalar reduction: Σh and Σh² over ranks have
  * zero variance exactly when every hash is equal.
  */
-export async function agreeOnRun(group: ProcessGroup, config: unknown): Promise<Date> {
+export async function agreeOnRun(group: Pick<ProcessGroup, 'rank' | 'size' | 'allReduceScalars'>, config: unknown): Promise<Date> {
   if (group.size === 1) return new Date();
   const h = hash20(JSON.stringify(config));
   const r = await group.allReduceScalars(Float64Array.of(group.rank === 0 ? Date.now() : 0, h, h * h), 'sum');
@@ -52,9 +52,9 @@ export async function broadcastUnits(group: ProcessGroup, buffers: UnitBuffers):
  * ranks (they share the process); for MPI ranks, the cores the launcher bound this rank to, or, when
  * it did not bind it (affinity covers the whole machine), the machine's cores shared by its ranks.
  */
-export function defaultKernelThreads(group: ProcessGroup | null, cores = availableParallelism(), machineCores = cpus().length): number {
+export function defaultKernelThreads(group: Pick<ProcessGroup, 'kind' | 'size' | 'localSize'> | null, cores = availableParallelism(), machineCores = cpus().length): number {
   if (!group || group.size === 1) return cores;
   if (group.kind === 'threads') return 1;
   if (cores < machineCores) return cores;
-  return Math.max(1, Math.floor(cores / Math.max(1, group.localSize ?? 1)));
+  return Math.max(1, Math.floor(cores / Math.max(1, group.localSize)));
 }

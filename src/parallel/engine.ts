@@ -1,11 +1,16 @@
 /**
  * What the training loop needs from an engine, whichever way the model is distributed: a full
- * replica per rank (ReplicaEngine: one process or DDP) or sharded parameters (FsdpEngine).
+ * replica per rank (ReplicaEngine: one process or DDP) or sharded parameters (FsdpEngine). The loop,
+ * the checkpointer and resume talk to an engine only through this protocol: a step (micro-steps,
+ * finishStep, update), its state (load, broadcast, save), evaluation, and a statistics collector.
  */
 import type { Backend, Tensor } from '../backend/backend.js';
-import type { ProcessGroup } from '../dist/group.js';
+import type { GradientCollector } from '../batch/types.js';
+import type { HfTokenIds } from '../io/hf-config.js';
+import type { ModelConfig } from '../model/config.js';
 import type { Llama, UnitAccess } from '../model/llama.js';
 import type { AdamW } from '../optim/adamw.js';
+import type { ProcessGroup } from './group.js';
 
 /**
  * Slots of the per-step float64 statistics buffer (on the device; downloaded once per step):
@@ -22,17 +27,13 @@ export const STAT_SLOTS = 8;
 export interface StatRequest {
   localNorms: boolean;
   innerProducts: boolean;
+  /** m: sequences per micro-step this step (for a statistics collector). */
+  microBatch: number;
   /**
    * Control flags raised by this rank (a stop request, a checkpoint due by wall clock); they ride in
    * the step's scalar reduction, so every rank sees the same sums and acts on the same step.
    */
   flags?: readonly number[];
-  /**
-   * The coordinate-wise norm test's statistic (experimental): per coordinate Σ_{j,t} g_{j,t,i}² is
-   * accumulated on the host from every micro-step gradient and reduced across ranks (a reduction of
-   * the whole model's size), then the quantile of Var_i/ḡ_i² (batch/coordinate.ts) is returned.
-   */
-  coordinates?: { quantile: number; threshold: number; microBatch: number };
 }
 
 /** One step's scalars, identical on every rank after the reduction. */
@@ -51,8 +52,27 @@ export interface StepScalars {
   statsSeconds: number;
   /** The control flags summed over ranks (same order as StatRequest.flags). */
   flags: number[];
-  /** The coordinate statistic when requested (null when no coordinate passed the threshold). */
-  coordinateStat: number | null;
+  /** The registered collector's statistic (null without one). */
+  collected: number | null;
+}
+
+/** Whole tensors by Hugging Face name: all of them, or (a per-unit function) one unit's at a time. */
+export type TensorSource = ReadonlyMap<string, ArrayLike<number>> | ((unit: number) => ReadonlyMap<string, ArrayLike<number>>);
+
+/** An engine's state as whole tensors: a fresh initialisation, init_from weights, or a checkpoint. */
+export interface EngineState {
+  params: TensorSource;
+  /** AdamW moments by parameter name and the optimizer's step count (absent: parameters only). */
+  optimizer?: { m: ReadonlyMap<string, ArrayLike<number>>; v: ReadonlyMap<string, ArrayLike<number>>; step: number };
+}
+
+/** What a checkpoint holds besides the engine's state (written with it, by whichever ranks write). */
+export interface CheckpointFrame {
+  config: ModelConfig;
+  trainerState: Record<string, unknown>;
+  tokenizerJson?: string;
+  tokenIds: HfTokenIds;
+  step: number;
 }
 
 export interface TrainEngine {
@@ -66,8 +86,26 @@ export interface TrainEngine {
    * no samples left in a shortened step runs a zero-weight dummy micro-step instead of none.
    */
   readonly lockstep: boolean;
-  /** Told once what the schedule will ask of finishStep, before the first micro-step. */
-  prepareStatistics?(needs: { coordinates: boolean }): void;
+
+  // ---- state --------------------------------------------------------------------------------
+  /** Loads whole tensors; each rank keeps what it holds (a replica all of it, a shard its slice). */
+  loadState(state: EngineState): void;
+  /**
+   * Makes every rank's copy equal rank 0's where ranks hold copies (DDP replicas: parameters, and the
+   * AdamW moments with `optimizer`), so a rank that read a different file, or none, cannot drift
+   * silently. Sharded engines hold no copies. A collective: every rank calls it.
+   */
+  broadcastState(opts: { optimizer: boolean }): Promise<void>;
+  /**
+   * Writes parameters and AdamW moments with `frame` as checkpoint `name` under parentDir: one
+   * consolidated file written by rank 0 (replicas), or each rank's shards (FSDP). A collective.
+   * Returns the checkpoint directory on rank 0 and null on the others.
+   */
+  saveCheckpoint(parentDir: string, name: string, frame: CheckpointFrame): Promise<string | null>;
+
+  // ---- a step ------------------------------------------------------------------------------
+  /** Registers a schedule's statistics collector (engines that cannot feed one throw). */
+  registerCollector(collector: GradientCollector): void;
   beginStep(): void;
   /** One micro-step on batch × (seqLen+1) tokens whose mean-loss gradient enters with `weight`. */
   microStep(windows: Int32Array, batch: number, seqLen: number, weight: number, dummy?: boolean): Promise<void>;

@@ -1,15 +1,18 @@
 /**
- * Loading the native addon (native/build/Release/adabatch.node, or the AddressSanitizer Debug build
- * when ADABATCH_NATIVE_BUILD=Debug) and the shape of its interface. A tensor crosses the boundary as
- * four numbers (buffer id, offset, size, dtype code); the addon re-validates all of them.
+ * The N-API addon (native/): loading it (native/build/Release/adabatch.node, or the AddressSanitizer
+ * Debug build when ADABATCH_NATIVE_BUILD=Debug) and the shape of its interface. Two layers use it and
+ * neither reaches through the other: the cpu backend (a Context: memory and kernels) and the process
+ * groups (a Communicator: collectives). Both address memory in the addon's process-global buffer
+ * registry: a region crosses the boundary as four numbers (buffer id, offset, size, dtype code), and
+ * the addon re-validates all of them.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DType } from '../backend.js';
 
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f64: 1, i32: 2 };
+/** The addon's element types by name (the Backend's DType names) and code. */
+export const DTYPE_CODE = { f32: 0, f64: 1, i32: 2 } as const;
 
 type N = number;
 type Kernel = (...args: Array<number | boolean>) => void;
@@ -53,8 +56,37 @@ export interface NativeContext {
   headLoss: Kernel;
 }
 
+type Quad = [number, number, number, number];
+export type ReduceOp = 'sum' | 'avg';
+export type CollectiveName = 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast' | 'barrier' | 'allReduceScalars';
+/** Per collective: calls, seconds from start to completion on the rank (waiting for peers included), bytes of this rank's buffers. */
+export type CollectiveStats = Record<CollectiveName, { count: number; seconds: number; bytes: number }>;
+
+/** One rank's native communicator: collectives on registry regions, run in call order on its own thread. */
+export interface NativeCommunicator {
+  rank(): number;
+  size(): number;
+  localSize(): number;
+  pending(): number;
+  allReduce(...args: [...Quad, ReduceOp]): Promise<void>;
+  reduceScatter(...args: [...Quad, ...Quad, ReduceOp]): Promise<void>;
+  allGather(...args: [...Quad, ...Quad]): Promise<void>;
+  broadcast(...args: [...Quad, number]): Promise<void>;
+  barrier(): Promise<void>;
+  allReduceScalars(values: Float64Array, op: ReduceOp): Promise<Float64Array>;
+  abort(reason: string): void;
+  close(): Promise<void>;
+  stats(): CollectiveStats;
+  resetStats(): void;
+}
+
 export interface NativeAddon {
   Context: new (threads: number) => NativeContext;
+  Communicator: new (kind: 'threads' | 'mpi', group: number, rank: number, timeoutSeconds: number) => NativeCommunicator;
+  threadGroupCreate(size: number): number;
+  threadGroupAbort(group: number, reason: string): boolean;
+  threadGroupRelease(group: number): void;
+  mpi: { compiled: boolean; version: string };
   liveBufferCount(): number;
   bufferIsLive(id: number): boolean;
   /** OpenBLAS build and core, its thread count, and which vector paths our kernels use. */
@@ -64,7 +96,7 @@ export interface NativeAddon {
 export class NativeAddonMissingError extends Error {
   constructor(path: string, cause?: unknown) {
     super(
-      `the cpu backend's native addon is not available at ${path}` +
+      `adabatch's native addon is not available at ${path}` +
         (cause instanceof Error && !/Cannot find module/.test(cause.message) ? ` (${cause.message})` : '') +
         `: run \`npm run build:native\`` +
         (process.env.ADABATCH_NATIVE_BUILD === 'Debug' ? ' (or `npm run test:asan`, which builds the Debug/AddressSanitizer addon)' : ''),
@@ -79,7 +111,7 @@ function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'native', 'binding.gyp'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+    if (parent === dir) return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
     dir = parent;
   }
 }

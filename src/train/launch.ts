@@ -1,7 +1,7 @@
 /**
- * Launching distributed training.
+ * Launching distributed training: starting `adabatch train` on ranks.
  *
- * `adabatch train --nproc N` (runThreads): N ranks as worker_threads of this process (worker.ts),
+ * `adabatch train --nproc N` (runThreads): N ranks as worker_threads of this process (rank-worker.ts),
  * each running runTrain with its rank of one `threads` group. This thread only supervises, so it stays responsive:
  * it turns signals into a stop request every rank sees (a shared flag, agreed in the step's scalar
  * reduction), and turns the first failure of any rank into an abort of the whole group.
@@ -16,13 +16,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { TrainConfig } from '../train/config.js';
-import { Progress } from '../train/progress.js';
-import { runTrain, type TrainSummary } from '../train/run.js';
+import { openMpiGroup } from '../parallel/mpi.js';
+import { createThreadGroup } from '../parallel/threads.js';
 import { UserError } from '../util/errors.js';
-import { faultHook } from './fault.js';
-import { openMpiGroup } from './mpi.js';
-import { createThreadGroup } from './threads.js';
+import type { TrainConfig } from './config.js';
+import { faultHook } from './fault-injection.js';
+import { Progress } from './progress.js';
+import { runTrain, type TrainSummary } from './run.js';
 
 export interface ThreadsLaunch {
   cfg: TrainConfig;
@@ -84,9 +84,6 @@ function primaryOf(failures: RankFailure[]): RankFailure {
 
 /** Runs training on `nproc` worker-thread ranks; resolves with rank 0's summary. */
 export function runThreads(launch: ThreadsLaunch): Promise<TrainSummary> {
-  if (launch.cfg.backend !== 'cpu') {
-    throw new UserError(`backend '${launch.cfg.backend}' cannot run data-parallel ranks in threads: the threads process group reduces the cpu backend's native buffers (use backend: cpu)`);
-  }
   const group = createThreadGroup(launch.nproc);
   const stop = launch.stop ?? new Int32Array(new SharedArrayBuffer(4));
   const graceMs = (launch.graceSeconds ?? 2) * 1000;
@@ -135,7 +132,7 @@ export function runThreads(launch: ThreadsLaunch): Promise<TrainSummary> {
     };
 
     for (let rank = 0; rank < launch.nproc; rank++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), {
+      const w = new Worker(new URL('./rank-worker.js', import.meta.url), {
         workerData: { cfg: launch.cfg, rank, groupId: group.id, resume: launch.resume, timeoutSeconds: launch.timeoutSeconds, stop, tty: launch.tty ?? false },
       });
       workers.push(w);
@@ -179,15 +176,14 @@ export interface MpiLaunch {
  * others. A failure on this rank is printed and ends the whole job (MPI_Abort; the process exits).
  */
 export async function runMpi(launch: MpiLaunch): Promise<TrainSummary | null> {
-  if (launch.cfg.backend !== 'cpu') throw new UserError(`backend '${launch.cfg.backend}' cannot run under MPI: the mpi process group reduces the cpu backend's native buffers (use backend: cpu)`);
-  const group = openMpiGroup(launch.timeoutSeconds);
-  const rank0 = group.rank === 0;
-  const fault = faultHook(group.rank);
+  const comm = openMpiGroup(launch.timeoutSeconds);
+  const rank0 = comm.rank === 0;
+  const fault = faultHook(comm.rank);
   let step = 0;
   let summary: TrainSummary;
   try {
     summary = await runTrain(launch.cfg, {
-      group,
+      comm,
       resume: launch.resume,
       shouldStop: () => {
         fault?.(++step);
@@ -197,12 +193,12 @@ export async function runMpi(launch: MpiLaunch): Promise<TrainSummary | null> {
     });
   } catch (e) {
     const message = e instanceof UserError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
-    console.error(`adabatch: rank ${group.rank} of ${group.size} failed: ${message}`);
+    console.error(`adabatch: rank ${comm.rank} of ${comm.size} failed: ${message}`);
     // Ends every rank of the job (MPI_Abort on the communicator thread); this process exits there.
-    group.abort(`rank ${group.rank} failed: ${firstLine(message)}`);
+    comm.abort(`rank ${comm.rank} failed: ${firstLine(message)}`);
     await sleep(10_000);
     throw e;
   }
-  await group.close();
+  await comm.close();
   return rank0 ? summary : null;
 }

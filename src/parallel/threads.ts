@@ -1,10 +1,10 @@
 /**
- * The `threads` process group: ranks are worker_threads of one process. The launching thread
- * creates the group (a native rendezvous object, reachable by id from every thread of the process);
- * each rank joins it with its rank number. Collectives work directly on the ranks' cpu-backend
- * buffers (one address space); see native/src/comm_threads.cc for the algorithm.
+ * The `threads` transport: ranks are worker_threads of one process. The launching thread creates the
+ * group (a native rendezvous object, reachable by id from every thread of the process); each rank
+ * joins it with its rank number. Collectives work directly on the ranks' registry buffers (one
+ * address space); see native/src/comm_threads.cc for the algorithm.
  */
-import { commAddon, NativeGroup } from './native-group.js';
+import { commAddon, Communicator } from './native-communicator.js';
 
 /** The launcher's handle on a thread group. */
 export interface ThreadGroupHandle {
@@ -29,7 +29,7 @@ export function createThreadGroup(size: number): ThreadGroupHandle {
 }
 
 /** Joins thread group `id` as `rank`; collectives fail after `timeoutSeconds` without progress. */
-export function joinThreadGroup(id: number, rank: number, timeoutSeconds: number): NativeGroup {
+export function joinThreadGroup(id: number, rank: number, timeoutSeconds: number): Communicator {
   const addon = commAddon();
-  return new NativeGroup('threads', new addon.Communicator('threads', id, rank, timeoutSeconds));
+  return new Communicator('threads', new addon.Communicator('threads', id, rank, timeoutSeconds));
 }
