@@ -32,6 +32,7 @@ import type { TrainConfig } from './config.js';
 import { checkMemory } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths } from './resume.js';
+import type { StepMetrics } from './step-metrics.js';
 import { Trainer, type LoopState, type WindowSource } from './trainer.js';
 
 export interface TrainSummary {
@@ -155,6 +156,8 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   } finally {
     engine.free();
     model.dispose();
+    // A group bound here (from opts.comm) is released here; the communicator's owner closes it.
+    if (!opts.group) group.dispose?.();
   }
 }
 
@@ -169,20 +172,7 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
   // Ranks must run the same config (checked); a default run directory is named by rank 0's clock.
   const started = peers ? await agreeOnRun(peers, cfg) : new Date();
   const runDir = cfg.run_dir ?? defaultRunDir(started);
-
-  let resumeFrom: CheckpointData | null = null;
-  if (resume) {
-    // Rank 0 reads first: reading repairs an interrupted checkpoint write in place, which must not race.
-    if (peers && !rank0) await peers.barrier();
-    const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
-    if (peers && rank0) await peers.barrier();
-    if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
-    resumeFrom = found.data;
-  } else if (existsSync(join(runDir, 'metrics.jsonl'))) {
-    throw new UserError(`run directory ${runDir} already holds a run (metrics.jsonl); choose another run_dir, or continue it with --resume ${runDir}`);
-  }
-  const init = !resumeFrom && cfg.init_from ? loadModelDir(cfg.init_from) : null;
-  if (init) log(`initialising from ${cfg.init_from} (${init.kind === 'checkpoint' ? 'adabatch checkpoint' : 'Hugging Face directory'}${init.notes.length ? '; ' + init.notes.join('; ') : ''})`);
+  const { resumeFrom, init } = await startingWeights(cfg, runDir, peers, resume, log);
 
   const presetCfg = init?.config ?? resolveModel(cfg, null, null);
   const data = await loadData(cfg, presetCfg.seq_len, presetCfg.vocab, init?.tokenizerJson ?? null, runDir, (m) => progress.log(m));
@@ -199,22 +189,8 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
   }
 
   const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
-  const schedule = createSchedule(cfg.batch, { sampleBudget: budgetSamples });
-  const layout = batchLayout(cfg.batch, ranks);
-  try {
-    schedule.validate(layout);
-  } catch (e) {
-    throw new UserError(`batch schedule '${schedule.name}': ${(e as Error).message}`);
-  }
-  const noise = createNoiseScaleTracker(cfg.batch);
-  if (resumed) {
-    schedule.restore(resumed.state.schedule);
-    noise.restore(resumed.state.noise_scale);
-  }
+  const { schedule, noise, maxBatch } = resolveSchedule(cfg, budgetSamples, ranks, resumed?.state ?? null);
   const fsdp = cfg.parallel.strategy === 'fsdp';
-  if (fsdp && schedule.needs.innerProducts) throw new UserError(`batch schedule '${schedule.name}' needs ⟨g_j, ḡ⟩, which FSDP does not provide; use parallel.strategy: ddp`);
-  if (fsdp && schedule.needs.localNorms && !cfg.parallel.unsharded_accumulation) throw new UserError(`batch schedule '${schedule.name}' needs each rank's accumulated gradient norm ‖g_j‖²: under FSDP set parallel.unsharded_accumulation: true (one extra gradient of memory per rank)`);
-  if (fsdp && schedule.collector) throw new UserError(`batch schedule '${schedule.name}' collects statistics from every micro-step gradient, which FSDP does not keep (it reduce-scatters them unit by unit); use parallel.strategy: ddp`);
   const memory = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
 
   mkdirSync(runDir, { recursive: true });
@@ -225,7 +201,57 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
     if (tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), tokenizerJson);
     if (resumed) truncateMetrics(join(runDir, 'metrics.jsonl'), resumed.state.metrics_rows);
   }
-  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch: layout.maxBatch, memory };
+  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, memory };
+}
+
+/**
+ * Where the weights come from: the run's newest valid checkpoint (resume), init_from, or neither (a
+ * fresh initialisation). A new run refuses a directory that already holds one.
+ */
+async function startingWeights(cfg: TrainConfig, runDir: string, peers: Peers | null, resume: boolean, log: (m: string) => void): Promise<{ resumeFrom: CheckpointData | null; init: LoadedModel | null }> {
+  if (resume) {
+    const rank0 = !peers || peers.rank === 0;
+    // Rank 0 reads first: reading repairs an interrupted checkpoint write in place, which must not race.
+    if (peers && !rank0) await peers.barrier();
+    const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
+    if (peers && rank0) await peers.barrier();
+    if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
+    return { resumeFrom: found.data, init: null };
+  }
+  if (existsSync(join(runDir, 'metrics.jsonl'))) {
+    throw new UserError(`run directory ${runDir} already holds a run (metrics.jsonl); choose another run_dir, or continue it with --resume ${runDir}`);
+  }
+  const init = cfg.init_from ? loadModelDir(cfg.init_from) : null;
+  if (init) log(`initialising from ${cfg.init_from} (${init.kind === 'checkpoint' ? 'adabatch checkpoint' : 'Hugging Face directory'}${init.notes.length ? '; ' + init.notes.join('; ') : ''})`);
+  return { resumeFrom: null, init };
+}
+
+/**
+ * The batch schedule and the noise-scale diagnostic (restored on resume), checked against the layout
+ * and the parallel strategy: what FSDP cannot measure is refused here, by name.
+ */
+function resolveSchedule(cfg: TrainConfig, budgetSamples: number, ranks: number, resumed: TrainerStateJson | null): { schedule: BatchSchedule; noise: NoiseScaleTracker; maxBatch: number } {
+  const schedule = createSchedule(cfg.batch, { sampleBudget: budgetSamples });
+  const layout = batchLayout(cfg.batch, ranks);
+  try {
+    schedule.validate(layout);
+  } catch (e) {
+    throw new UserError(`batch schedule '${schedule.name}': ${(e as Error).message}`);
+  }
+  const noise = createNoiseScaleTracker(cfg.batch);
+  if (resumed) {
+    schedule.restore(resumed.schedule);
+    noise.restore(resumed.noise_scale);
+  }
+  if (cfg.parallel.strategy === 'fsdp') {
+    if (schedule.needs.innerProducts) throw new UserError(`batch schedule '${schedule.name}' needs ⟨g_j, ḡ⟩, which FSDP does not provide; use parallel.strategy: ddp`);
+    if (!cfg.parallel.unsharded_accumulation) {
+      const needer = schedule.needs.localNorms ? `batch schedule '${schedule.name}'` : noise.needs.localNorms ? 'batch.noise_scale.source: rank' : null;
+      if (needer) throw new UserError(`${needer} needs each rank's accumulated gradient norm ‖g_j‖²: under FSDP set parallel.unsharded_accumulation: true (one extra gradient of memory per rank)`);
+    }
+    if (schedule.collector) throw new UserError(`batch schedule '${schedule.name}' collects statistics from every micro-step gradient, which FSDP does not keep (it reduce-scatters them unit by unit); use parallel.strategy: ddp`);
+  }
+  return { schedule, noise, maxBatch: layout.maxBatch };
 }
 
 /**
@@ -257,44 +283,10 @@ function logStart(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, log: 
 
 /** The loop with its metrics file, progress, checkpoints and summary. */
 async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, progress: Progress, shouldStop: (() => boolean) | undefined): Promise<TrainSummary> {
-  const { model: mc, budgetSamples, data, runDir } = run;
+  const { budgetSamples, runDir } = run;
   const rank0 = engine.group.rank === 0;
-  const trainer = new Trainer(
-    engine,
-    run.schedule,
-    data.train,
-    data.validation,
-    {
-      seqLen: mc.seq_len,
-      budgetSamples,
-      lr: cfg.lr,
-      lrScale: lrScaleFor(cfg.batch),
-      clip: cfg.optim.clip,
-      maxMicroBatch: cfg.batch.max_micro,
-      maxBatch: run.maxBatch,
-      evalEverySamples: cfg.eval.every_samples,
-      evalWindows: Math.min(cfg.eval.windows, (data.validation as { windowsPerEpoch?: number } | null)?.windowsPerEpoch ?? cfg.eval.windows),
-      maxNonFinite: cfg.max_nonfinite,
-    },
-    run.resume?.loop,
-  );
-  const checkpointer = new Checkpointer(
-    {
-      runDir,
-      config: cfg.checkpoint,
-      engine,
-      schedule: run.schedule,
-      noise: run.noise,
-      modelConfig: mc,
-      fullConfig: run.resolved,
-      tokenizerJson: run.tokenizerJson,
-      tokenizerHash: run.tokenizerHash,
-      tokenIds: data.tokenizer ? { bos_token_id: data.tokenizer.bos, eos_token_id: data.tokenizer.eos } : {},
-      cursorAt: data.train.cursorAt ? (k) => data.train.cursorAt!(k) : null,
-      seed: cfg.seed,
-    },
-    trainer.state.samples,
-  );
+  const trainer = createTrainer(cfg, run, engine);
+  const checkpointer = createCheckpointer(cfg, run, engine, trainer.state.samples);
   const saveCheckpoint = async (): Promise<string | null> => {
     const dir = await checkpointer.save(trainer.state, learningRate(cfg.lr, trainer.state.samples, budgetSamples));
     if (dir) progress.log(`checkpoint ${dir}`);
@@ -303,7 +295,6 @@ async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine
 
   const metrics = rank0 ? new MetricsWriter(join(runDir, 'metrics.jsonl')) : null;
   const summary: TrainSummary = { runDir, steps: 0, samples: 0, tokens: 0, trainLoss: NaN, valLoss: null, elapsedS: 0, batchChanges: [], initialBatch: 0, finalBatch: 0, stoppedEarly: false, resumedFrom: run.resume?.from.dir ?? null, checkpoint: null };
-  let lastBatch = 0;
   try {
     await trainer.run({
       log: (m) => progress.log(m),
@@ -312,18 +303,9 @@ async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine
       // Rank 0's clock decides (ranks' clocks differ); the flag is agreed in the step's reduction.
       checkpointDue: (st) => rank0 && checkpointer.due(st),
       onStep: async (rec, st) => {
-        const row = rec.row;
-        metrics?.write(row);
-        const batch = row.batch_size;
-        if (summary.initialBatch === 0) summary.initialBatch = batch;
-        // The shortened last step is not a schedule decision: leave it out of the growth summary.
-        if (batch !== lastBatch && !(st.samples >= budgetSamples && batch < lastBatch)) {
-          summary.batchChanges.push({ step: st.step, samples: st.samples - batch, batch });
-          lastBatch = batch;
-        }
-        if (row.val_loss !== undefined) summary.valLoss = row.val_loss;
-        summary.trainLoss = row.loss;
-        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * mc.seq_len, step: st.step, loss: row.loss, batch, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: summary.valLoss }, row.val_loss !== undefined);
+        metrics?.write(rec.row);
+        noteStep(summary, rec.row, st, budgetSamples);
+        progress.update({ tokens: st.tokens, totalTokens: budgetSamples * run.model.seq_len, step: st.step, loss: rec.row.loss, batch: rec.row.batch_size, tokPerS: st.tokens / Math.max(1e-9, st.elapsedS), elapsedS: st.elapsedS, valLoss: summary.valLoss }, rec.row.val_loss !== undefined);
         if (rec.checkpoint && !rec.stop && !trainer.done()) summary.checkpoint = await saveCheckpoint();
       },
     });
@@ -334,7 +316,65 @@ async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine
     metrics?.close();
   }
   const st = trainer.state;
-  return Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS, finalBatch: lastBatch });
+  return Object.assign(summary, { steps: st.step, samples: st.samples, tokens: st.tokens, elapsedS: st.elapsedS });
+}
+
+/** Adds a step to the summary: losses, and the batch growth (finalBatch is the batch so far). */
+function noteStep(summary: TrainSummary, row: StepMetrics, st: LoopState, budgetSamples: number): void {
+  const batch = row.batch_size;
+  if (summary.initialBatch === 0) summary.initialBatch = batch;
+  // The shortened last step is not a schedule decision: leave it out of the growth summary.
+  if (batch !== summary.finalBatch && !(st.samples >= budgetSamples && batch < summary.finalBatch)) {
+    summary.batchChanges.push({ step: st.step, samples: st.samples - batch, batch });
+    summary.finalBatch = batch;
+  }
+  if (row.val_loss !== undefined) summary.valLoss = row.val_loss;
+  summary.trainLoss = row.loss;
+}
+
+function createTrainer(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine): Trainer {
+  const { data } = run;
+  return new Trainer(
+    engine,
+    run.schedule,
+    data.train,
+    data.validation,
+    {
+      seqLen: run.model.seq_len,
+      budgetSamples: run.budgetSamples,
+      lr: cfg.lr,
+      lrScale: lrScaleFor(cfg.batch),
+      clip: cfg.optim.clip,
+      maxMicroBatch: cfg.batch.max_micro,
+      maxBatch: run.maxBatch,
+      evalEverySamples: cfg.eval.every_samples,
+      evalWindows: Math.min(cfg.eval.windows, (data.validation as { windowsPerEpoch?: number } | null)?.windowsPerEpoch ?? cfg.eval.windows),
+      maxNonFinite: cfg.max_nonfinite,
+      localNorms: run.noise.needs.localNorms,
+    },
+    run.resume?.loop,
+  );
+}
+
+function createCheckpointer(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, startSamples: number): Checkpointer {
+  const { data } = run;
+  return new Checkpointer(
+    {
+      runDir: run.runDir,
+      config: cfg.checkpoint,
+      engine,
+      schedule: run.schedule,
+      noise: run.noise,
+      modelConfig: run.model,
+      fullConfig: run.resolved,
+      tokenizerJson: run.tokenizerJson,
+      tokenizerHash: run.tokenizerHash,
+      tokenIds: data.tokenizer ? { bos_token_id: data.tokenizer.bos, eos_token_id: data.tokenizer.eos } : {},
+      cursorAt: data.train.cursorAt ? (k) => data.train.cursorAt!(k) : null,
+      seed: cfg.seed,
+    },
+    startSamples,
+  );
 }
 
 export function formatSummary(s: TrainSummary): string {

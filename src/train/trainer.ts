@@ -39,6 +39,11 @@ export interface LoopConfig {
   evalWindows: number;
   maxNonFinite: number;
   /**
+   * Measure Σ‖g_j‖² even when the schedule does not need it: the noise-scale diagnostic with
+   * per-rank small batches (batch.noise_scale.source: rank).
+   */
+  localNorms?: boolean;
+  /**
    * Plan batches as if for this many ranks (default: the group's size). One rank with planRanks = J
    * runs exactly the batch sequence of a J-rank run, as J·M micro-steps: for equivalence checks and
    * for debugging a distributed run on one process.
@@ -136,7 +141,8 @@ export class Trainer {
     await this.runMicroSteps(share, stepSamples, spans);
     const after: LoopState = { ...st, step: st.step + 1, samples: st.samples + stepSamples, tokens: st.tokens + stepSamples * seqLen };
     const flags = [hooks.shouldStop?.() ? 1 : 0, hooks.checkpointDue?.(after) ? 1 : 0];
-    const scalars = await this.engine.finishStep({ localNorms: this.schedule.needs.localNorms, innerProducts: this.schedule.needs.innerProducts, microBatch: plan.microBatch, flags });
+    const localNorms = this.schedule.needs.localNorms || (this.cfg.localNorms ?? false);
+    const scalars = await this.engine.finishStep({ localNorms, innerProducts: this.schedule.needs.innerProducts, microBatch: plan.microBatch, flags });
 
     const lr = spans.time('overhead', () => learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples));
     let decision: ScheduleDecision | null = null;
