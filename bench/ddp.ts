@@ -16,9 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../src/backend/registry.js';
-import type { ProcessGroup } from '../src/parallel/group.js';
-import { openMpiGroup } from '../src/parallel/mpi.js';
-import { joinThreadGroup } from '../src/parallel/threads.js';
+import { bindProcessGroup } from '../src/parallel/group.js';
+import type { Communicator } from '../src/parallel/native-communicator.js';
+import { openMpiCommunicator } from '../src/parallel/mpi.js';
+import { joinThreadCommunicator } from '../src/parallel/threads.js';
 import { modelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { UnitBuffers } from '../src/model/params.js';
@@ -38,8 +39,9 @@ interface ReduceResult {
 }
 
 /** All-reduce (avg) of every unit of a preset's gradient, ranks synchronised by a barrier first. */
-async function reduceBench(group: ProcessGroup, preset: string, reps: number): Promise<ReduceResult> {
+async function reduceBench(comm: Communicator, preset: string, reps: number): Promise<ReduceResult> {
   const backend = createBackend('cpu', { threads: 1 });
+  const group = await bindProcessGroup(comm, backend);
   const layout = buildLayout(modelConfig(preset));
   const grads = new UnitBuffers(backend, layout);
   for (const t of grads.units) backend.fill(t, 0.001 * (group.rank + 1));
@@ -65,18 +67,18 @@ async function reduceBench(group: ProcessGroup, preset: string, reps: number): P
 // A rank of the threads reduction benchmark (this module as a worker).
 if (!isMainThread && (workerData as { ddpBench?: boolean } | null)?.ddpBench) {
   const { groupId, rank, preset, reps } = workerData as { groupId: number; rank: number; preset: string; reps: number };
-  const group = joinThreadGroup(groupId, rank, 600);
-  const r = await reduceBench(group, preset, reps);
-  await group.close();
+  const comm = joinThreadCommunicator(groupId, rank, 600);
+  const r = await reduceBench(comm, preset, reps);
+  await comm.close();
   parentPort!.postMessage(r);
 }
 
 // A rank of the MPI reduction benchmark (this module under mpirun).
 if (isMainThread && process.argv[1] === SELF && process.argv[2] === '--mpi-reduce-child') {
-  const group = openMpiGroup(600);
-  const r = await reduceBench(group, process.argv[3]!, Number(process.argv[4]));
-  if (group.rank === 0) console.log('RESULT ' + JSON.stringify(r));
-  await group.close();
+  const comm = openMpiCommunicator(600);
+  const r = await reduceBench(comm, process.argv[3]!, Number(process.argv[4]));
+  if (comm.rank === 0) console.log('RESULT ' + JSON.stringify(r));
+  await comm.close();
 }
 
 async function reduceOnThreads(n: number, preset: string, reps: number): Promise<ReduceResult> {

@@ -18,8 +18,9 @@
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../src/backend/registry.js';
-import { LocalGroup, type ProcessGroup } from '../src/parallel/group.js';
-import { joinThreadGroup } from '../src/parallel/threads.js';
+import { bindProcessGroup } from '../src/parallel/group.js';
+import type { Communicator } from '../src/parallel/native-communicator.js';
+import { joinThreadCommunicator } from '../src/parallel/threads.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { estimateMemory, formatBytes } from '../src/model/memory.js';
@@ -47,8 +48,9 @@ interface MemoryResult {
   gatheredPeak: number;
 }
 
-async function memoryRank(group: ProcessGroup, preset: string, strategy: 'ddp' | 'fsdp', micro: number, steps: number, recompute: boolean): Promise<MemoryResult> {
+async function memoryRank(comm: Communicator | null, preset: string, strategy: 'ddp' | 'fsdp', micro: number, steps: number, recompute: boolean): Promise<MemoryResult> {
   const backend = createBackend('cpu', { threads: 1 });
+  const group = await bindProcessGroup(comm, backend);
   const cfg = modelConfig(preset);
   const model = new Llama(backend, cfg, { recompute });
   const base = backend.liveBytes();
@@ -86,9 +88,9 @@ async function memoryRank(group: ProcessGroup, preset: string, strategy: 'ddp' |
 
 if (!isMainThread && (workerData as { fsdpBench?: boolean } | null)?.fsdpBench) {
   const d = workerData as { groupId: number; rank: number; preset: string; micro: number; steps: number; recompute: boolean };
-  const group = joinThreadGroup(d.groupId, d.rank, 3600);
-  const r = await memoryRank(group, d.preset, 'fsdp', d.micro, d.steps, d.recompute);
-  await group.close();
+  const comm = joinThreadCommunicator(d.groupId, d.rank, 3600);
+  const r = await memoryRank(comm, d.preset, 'fsdp', d.micro, d.steps, d.recompute);
+  await comm.close();
   parentPort!.postMessage(r);
 }
 
@@ -143,8 +145,7 @@ export async function run(argv: string[]): Promise<void> {
     out(`DDP estimate per rank: ${formatBytes(ddpEstimate.total)} (state ${formatBytes(ddpEstimate.params + ddpEstimate.grads + ddpEstimate.optimizer)}); ${opt.ranks} ranks in one process: ${formatBytes(ddpEstimate.total * opt.ranks)}`);
     const results: MemoryResult[] = [];
     if (opt.preset !== 'tinyllama') {
-      const backend = createBackend('cpu', { threads: 1 });
-      results.push(await memoryRank(new LocalGroup(backend), opt.preset, 'ddp', micro, steps, opt.recompute));
+      results.push(await memoryRank(null, opt.preset, 'ddp', micro, steps, opt.recompute));
     }
     const fsdp = await fsdpMemory(opt.ranks, opt.preset, micro, steps, opt.recompute);
     results.push(...fsdp);

@@ -94,45 +94,45 @@ export class Generator {
     const c = this.config;
     if (!Number.isInteger(token) || token < 0 || token >= c.vocab) throw new Error(`token ${token} is outside the vocabulary [0, ${c.vocab})`);
     if (this.pos >= this.maxSeqLen) throw new Error(`context full: the cache holds ${this.maxSeqLen} tokens`);
-    const b = this.backend;
+    const backend = this.backend;
     const { t } = this;
     const L = this.layout;
     const fused = (u: number, flat: Tensor): Record<string, Tensor> => {
       const w: Record<string, Tensor> = {};
-      for (const [k, v] of Object.entries(L.units[u]!.fused)) w[k] = b.view(flat, v.offset, v.shape);
+      for (const [k, v] of Object.entries(L.units[u]!.fused)) w[k] = backend.view(flat, v.offset, v.shape);
       return w;
     };
-    b.upload(t.tok, [token]);
+    backend.upload(t.tok, [token]);
     const emb = fused(L.embedUnit, this.params.acquire(L.embedUnit));
-    b.embeddingForward(t.x, emb.embed!, t.tok);
+    backend.embeddingForward(t.x, emb.embed!, t.tok);
     this.params.release(L.embedUnit);
     const half = this.hd / 2;
-    const cos = b.view(this.cos, this.pos * half, [1, half]);
-    const sin = b.view(this.sin, this.pos * half, [1, half]);
+    const cos = backend.view(this.cos, this.pos * half, [1, half]);
+    const sin = backend.view(this.sin, this.pos * half, [1, half]);
     const dims = { batch: 1, maxSeqLen: this.maxSeqLen, nHeads: c.n_heads, nKvHeads: c.n_kv_heads, headDim: this.hd };
     for (let l = 0; l < c.n_layers; l++) {
       const u = L.blockUnit(l);
       const w = fused(u, this.params.acquire(u));
-      b.rmsnormForward(t.xn, t.rstd, t.x, w.attn_norm!, c.norm_eps);
-      b.matmul(t.qkv, t.xn, w.qkv!, false, true);
+      backend.rmsnormForward(t.xn, t.rstd, t.x, w.attn_norm!, c.norm_eps);
+      backend.matmul(t.qkv, t.xn, w.qkv!, false, true);
       // A one-row view of the rotary tables at this position: the kernel sees position 0 of it.
-      b.rope(t.qkv, cos, sin, 1, c.n_heads + c.n_kv_heads, this.hd, false);
-      b.attentionDecode(t.attn, t.qkv, this.kCache[l]!, this.vCache[l]!, this.pos, dims);
-      b.matmul(t.x, t.attn, w.o!, false, true, 1, 1);
-      b.rmsnormForward(t.xn, t.rstd, t.x, w.ffn_norm!, c.norm_eps);
-      b.matmul(t.gu, t.xn, w.gate_up!, false, true);
-      b.swigluForward(t.h, t.gu);
-      b.matmul(t.x, t.h, w.down!, false, true, 1, 1);
+      backend.rope(t.qkv, cos, sin, 1, c.n_heads + c.n_kv_heads, this.hd, false);
+      backend.attentionDecode(t.attn, t.qkv, this.kCache[l]!, this.vCache[l]!, this.pos, dims);
+      backend.matmul(t.x, t.attn, w.o!, false, true, 1, 1);
+      backend.rmsnormForward(t.xn, t.rstd, t.x, w.ffn_norm!, c.norm_eps);
+      backend.matmul(t.gu, t.xn, w.gate_up!, false, true);
+      backend.swigluForward(t.h, t.gu);
+      backend.matmul(t.x, t.h, w.down!, false, true, 1, 1);
       this.params.release(u);
     }
     const head = fused(L.headUnit, this.params.acquire(L.headUnit));
     const headW = c.tie_embeddings ? fused(L.embedUnit, this.params.acquire(L.embedUnit)).embed! : head.lm_head!;
-    b.rmsnormForward(t.xn, t.rstd, t.x, head.norm!, c.norm_eps);
-    b.matmul(t.logits, t.xn, headW, false, true);
+    backend.rmsnormForward(t.xn, t.rstd, t.x, head.norm!, c.norm_eps);
+    backend.matmul(t.logits, t.xn, headW, false, true);
     if (c.tie_embeddings) this.params.release(L.embedUnit);
     this.params.release(L.headUnit);
     this.pos++;
-    return b.download(t.logits) as Float32Array;
+    return backend.download(t.logits) as Float32Array;
   }
 
   /** Feeds the prompt, then samples up to maxNew tokens (stopping at `stop` when given). */

@@ -228,21 +228,21 @@ export class Llama {
   }
 
   private blockForward(w: Record<string, Tensor>, c: BlockCache, xIn: Tensor, xOut: Tensor | null, batch: number, seqLen: number): void {
-    const b = this.backend;
+    const backend = this.backend;
     const { n_heads: H, n_kv_heads: Hkv, norm_eps: eps } = this.config;
-    b.rmsnormForward(c.xn1, c.rstd1, xIn, w.attn_norm!, eps);
-    b.matmul(c.qkv, c.xn1, w.qkv!, false, true);
+    backend.rmsnormForward(c.xn1, c.rstd1, xIn, w.attn_norm!, eps);
+    backend.matmul(c.qkv, c.xn1, w.qkv!, false, true);
     const [cos, sin] = this.ropeTables(seqLen);
-    b.rope(c.qkv, cos, sin, seqLen, H + Hkv, this.hd, false);
-    b.attentionForward(c.attn, c.lse, c.qkv, this.dims(batch, seqLen));
-    b.copy(c.xMid, xIn);
-    b.matmul(c.xMid, c.attn, w.o!, false, true, 1, 1);
-    b.rmsnormForward(c.xn2, c.rstd2, c.xMid, w.ffn_norm!, eps);
-    b.matmul(c.gu, c.xn2, w.gate_up!, false, true);
-    b.swigluForward(c.h, c.gu);
+    backend.rope(c.qkv, cos, sin, seqLen, H + Hkv, this.hd, false);
+    backend.attentionForward(c.attn, c.lse, c.qkv, this.dims(batch, seqLen));
+    backend.copy(c.xMid, xIn);
+    backend.matmul(c.xMid, c.attn, w.o!, false, true, 1, 1);
+    backend.rmsnormForward(c.xn2, c.rstd2, c.xMid, w.ffn_norm!, eps);
+    backend.matmul(c.gu, c.xn2, w.gate_up!, false, true);
+    backend.swigluForward(c.h, c.gu);
     if (xOut) {
-      b.copy(xOut, c.xMid);
-      b.matmul(xOut, c.h, w.down!, false, true, 1, 1);
+      backend.copy(xOut, c.xMid);
+      backend.matmul(xOut, c.h, w.down!, false, true, 1, 1);
     }
   }
 
@@ -300,7 +300,7 @@ export class Llama {
 
   /** dx holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit (updated in place). */
   private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number): void {
-    const b = this.backend;
+    const backend = this.backend;
     const { d_model: d, n_heads: H, n_kv_heads: Hkv, ffn_dim: F } = this.config;
     const n = batch * seqLen;
     const dh = this.mat(ws.dh, n, F);
@@ -309,21 +309,21 @@ export class Llama {
     const dattn = this.mat(ws.dattn, n, H * this.hd);
     const dqkv = this.mat(ws.dqkv, n, this.qkvWidth);
     // MLP: x' = h + down(swiglu(gate_up(norm₂(h))))
-    b.matmul(dh, dx, w.down!, false, false);
-    b.matmul(g.down!, dx, c.h, true, false, 1, 1);
-    b.swigluBackward(dgu, dh, c.gu);
-    b.matmul(dxn, dgu, w.gate_up!, false, false);
-    b.matmul(g.gate_up!, dgu, c.xn2, true, false, 1, 1);
-    b.rmsnormBackward(dx, g.ffn_norm!, dxn, c.xMid, w.ffn_norm!, c.rstd2, true);
+    backend.matmul(dh, dx, w.down!, false, false);
+    backend.matmul(g.down!, dx, c.h, true, false, 1, 1);
+    backend.swigluBackward(dgu, dh, c.gu);
+    backend.matmul(dxn, dgu, w.gate_up!, false, false);
+    backend.matmul(g.gate_up!, dgu, c.xn2, true, false, 1, 1);
+    backend.rmsnormBackward(dx, g.ffn_norm!, dxn, c.xMid, w.ffn_norm!, c.rstd2, true);
     // Attention: h = x + o(attn(rope(qkv(norm₁(x)))))
-    b.matmul(dattn, dx, w.o!, false, false);
-    b.matmul(g.o!, dx, c.attn, true, false, 1, 1);
-    b.attentionBackward(dqkv, dattn, c.qkv, c.attn, c.lse, this.dims(batch, seqLen));
+    backend.matmul(dattn, dx, w.o!, false, false);
+    backend.matmul(g.o!, dx, c.attn, true, false, 1, 1);
+    backend.attentionBackward(dqkv, dattn, c.qkv, c.attn, c.lse, this.dims(batch, seqLen));
     const [cos, sin] = this.ropeTables(seqLen);
-    b.rope(dqkv, cos, sin, seqLen, H + Hkv, this.hd, true);
-    b.matmul(dxn, dqkv, w.qkv!, false, false);
-    b.matmul(g.qkv!, dqkv, c.xn1, true, false, 1, 1);
-    b.rmsnormBackward(dx, g.attn_norm!, dxn, xIn, w.attn_norm!, c.rstd1, true);
+    backend.rope(dqkv, cos, sin, seqLen, H + Hkv, this.hd, true);
+    backend.matmul(dxn, dqkv, w.qkv!, false, false);
+    backend.matmul(g.qkv!, dqkv, c.xn1, true, false, 1, 1);
+    backend.rmsnormBackward(dx, g.attn_norm!, dxn, xIn, w.attn_norm!, c.rstd1, true);
   }
 }
 

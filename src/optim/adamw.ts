@@ -46,7 +46,7 @@ export class AdamW {
    */
   update(params: readonly Tensor[], grads: readonly Tensor[], lr: number): void {
     this.step++;
-    const b = this.backend;
+    const backend = this.backend;
     const { beta1, beta2, eps, weight_decay, decay_norms } = this.config;
     for (const unit of this.layout.units) {
       const own = this.ranges?.[unit.index] ?? { offset: 0, size: unit.size };
@@ -64,8 +64,8 @@ export class AdamW {
           const lo = Math.max(start, own.offset) - own.offset;
           const hi = Math.min(end, own.offset + own.size) - own.offset;
           if (hi <= lo) continue;
-          const view = (t: Tensor): Tensor => b.view(t, lo, [hi - lo]);
-          b.adamw(view(p), view(g), view(m), view(v), { lr, beta1, beta2, eps, weightDecay: wd, step: this.step });
+          const view = (t: Tensor): Tensor => backend.view(t, lo, [hi - lo]);
+          backend.adamw(view(p), view(g), view(m), view(v), { lr, beta1, beta2, eps, weightDecay: wd, step: this.step });
         }
       }
     }

@@ -25,7 +25,10 @@ export interface ProcessGroup extends TensorCollectives {
   /** Host float64 scalars reduced across ranks (the step's statistics: one small reduction). */
   allReduceScalars(values: Float64Array, op: ReduceOp): Promise<Float64Array>;
   barrier(): Promise<void>;
+  /** Waits for this rank's queued collectives, leaves the group, and frees what binding allocated. */
   close(): Promise<void>;
+  /** Frees what binding to the backend allocated (staging buffers); the transport stays open for its owner to close. */
+  dispose?(): void;
   /**
    * The fault path: every rank's pending and future collectives fail with `reason` (threads), or the
    * whole job ends (mpi: MPI_Abort). Returns at once.
@@ -130,6 +133,9 @@ class BoundGroup implements ProcessGroup {
   }
   async close(): Promise<void> {
     await this.comm.close();
+    this.dispose();
+  }
+  dispose(): void {
     this.tensors.dispose?.();
   }
   abort(reason: string): void {

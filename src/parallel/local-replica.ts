@@ -12,6 +12,7 @@ import type { Backend, Tensor } from '../backend/backend.js';
 import type { GradSink, UnitAccess } from '../model/llama.js';
 import type { ModelLayout } from '../model/layout.js';
 import { UnitBuffers } from '../model/params.js';
+import { Spans } from '../util/spans.js';
 
 export class LocalReplica implements UnitAccess, GradSink {
   readonly params: UnitBuffers;
@@ -23,14 +24,14 @@ export class LocalReplica implements UnitAccess, GradSink {
   private weight = 1;
   private stats: Tensor | null = null;
   private statSlot = 0;
-  /** Seconds spent in statistic-only kernels (the first micro-step's norm), for overhead reports. */
-  statsSeconds = 0;
   /** Sees every micro-step gradient of a unit before it is weighted and accumulated (coordinate statistics). */
   onMicroGrad: ((unit: number, grad: Tensor) => void) | null = null;
 
   constructor(
     readonly backend: Backend,
     readonly layout: ModelLayout,
+    /** Where statistic-only kernels (the first micro-step's norm) count their seconds, for overhead reports. */
+    readonly spans: Spans<'stats'> = new Spans(['stats']),
   ) {
     this.params = new UnitBuffers(backend, layout);
     this.grads = new UnitBuffers(backend, layout);
@@ -73,15 +74,13 @@ export class LocalReplica implements UnitAccess, GradSink {
     const t = this.open.get(unit);
     if (!t) throw new Error(`ready(${unit}) for a unit with no open gradient`);
     this.open.delete(unit);
-    const b = this.backend;
+    const backend = this.backend;
     this.onMicroGrad?.(unit, t);
     if (this.microIndex === 0) {
-      const t0 = performance.now();
-      b.sumSquares(t, this.stats!, this.statSlot);
-      this.statsSeconds += (performance.now() - t0) / 1000;
-      if (this.weight !== 1) b.scale(t, this.weight);
+      this.spans.time('stats', () => backend.sumSquares(t, this.stats!, this.statSlot));
+      if (this.weight !== 1) backend.scale(t, this.weight);
     } else {
-      b.accumulateWithNorm(this.grads.unit(unit), this.weight, t, this.stats!, this.statSlot);
+      backend.accumulateWithNorm(this.grads.unit(unit), this.weight, t, this.stats!, this.statSlot);
       this.returnScratch(unit, t);
     }
   }

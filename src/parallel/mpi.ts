@@ -15,7 +15,7 @@ export function mpiSupport(): { compiled: boolean; version: string } {
 let opened = false;
 
 /** Initialises MPI and returns this rank's world communicator. Once per process (MPI cannot be initialised twice). */
-export function openMpiGroup(timeoutSeconds: number): Communicator {
+export function openMpiCommunicator(timeoutSeconds: number): Communicator {
   const addon = commAddon();
   if (!addon.mpi.compiled) {
     throw new UserError('this adabatch build has no MPI support (mpi.h was not found when the addon was built): install an MPI (Debian: apt-get install openmpi-bin libopenmpi-dev) and run `npm run build:native`');

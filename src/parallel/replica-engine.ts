@@ -33,7 +33,7 @@ export class ReplicaEngine implements TrainEngine {
   private localCopy: UnitBuffers | null = null;
   private microSteps = 0;
   private collector: GradientCollector | null = null;
-  /** Seconds of statistics the optimizer step does not need, this step. */
+  /** Seconds of statistics the optimizer step does not need, this step (the replica's included). */
   private readonly spans = new Spans(['stats']);
 
   constructor(
@@ -42,7 +42,7 @@ export class ReplicaEngine implements TrainEngine {
     readonly group: ProcessGroup,
     adamwConfig: AdamWConfig,
   ) {
-    this.replica = new LocalReplica(backend, model.layout);
+    this.replica = new LocalReplica(backend, model.layout, this.spans);
     this.adamw = new AdamW(backend, model.layout, adamwConfig);
     this.stats = backend.alloc([STAT_SLOTS], 'f64');
     this.uploader = new WindowUploader(backend);
@@ -93,7 +93,6 @@ export class ReplicaEngine implements TrainEngine {
   beginStep(): void {
     this.backend.fill(this.stats, 0);
     this.replica.beginStep();
-    this.replica.statsSeconds = 0;
     this.spans.reset();
     this.microSteps = 0;
     this.collector?.beginStep();
@@ -148,9 +147,9 @@ export class ReplicaEngine implements TrainEngine {
           reducedGradient: (unit) => backend.download(this.replica.grads.unit(unit)) as Float32Array,
         }),
       );
-      return { ...stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats + this.replica.statsSeconds), collected };
+      return { ...stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats), collected };
     }
-    return stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats + this.replica.statsSeconds);
+    return stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats);
   }
 
   /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies AdamW at `lr`. */

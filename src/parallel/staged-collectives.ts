@@ -13,6 +13,7 @@ export class StagedCollectives implements TensorCollectives {
   /** A one-thread addon context that owns the staging buffers (no kernels run on it). */
   private readonly memory: NativeContext;
   private readonly pool = new Map<string, RegistryRegion[]>();
+  private disposed = false;
 
   constructor(
     private readonly comm: Communicator,
@@ -88,8 +89,10 @@ export class StagedCollectives implements TensorCollectives {
     this.stageOut(r, t);
   }
 
-  /** Frees the staging buffers (after the group has closed). */
+  /** Frees the staging buffers (after the last collective; idempotent). */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.pool.clear();
     this.memory.dispose();
   }

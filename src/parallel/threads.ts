@@ -29,7 +29,7 @@ export function createThreadGroup(size: number): ThreadGroupHandle {
 }
 
 /** Joins thread group `id` as `rank`; collectives fail after `timeoutSeconds` without progress. */
-export function joinThreadGroup(id: number, rank: number, timeoutSeconds: number): Communicator {
+export function joinThreadCommunicator(id: number, rank: number, timeoutSeconds: number): Communicator {
   const addon = commAddon();
   return new Communicator('threads', new addon.Communicator('threads', id, rank, timeoutSeconds));
 }

@@ -16,7 +16,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import { openMpiGroup } from '../parallel/mpi.js';
+import { openMpiCommunicator } from '../parallel/mpi.js';
 import { createThreadGroup } from '../parallel/threads.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
@@ -176,7 +176,7 @@ export interface MpiLaunch {
  * others. A failure on this rank is printed and ends the whole job (MPI_Abort; the process exits).
  */
 export async function runMpi(launch: MpiLaunch): Promise<TrainSummary | null> {
-  const comm = openMpiGroup(launch.timeoutSeconds);
+  const comm = openMpiCommunicator(launch.timeoutSeconds);
   const rank0 = comm.rank === 0;
   const fault = faultHook(comm.rank);
   let step = 0;

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isCollectiveAborted } from '../parallel/native-communicator.js';
-import { joinThreadGroup } from '../parallel/threads.js';
+import { joinThreadCommunicator } from '../parallel/threads.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
 import { faultHook } from './fault-injection.js';
@@ -26,7 +26,7 @@ interface WorkerInput {
 const input = workerData as WorkerInput;
 const post = (r: WorkerReport): void => parentPort!.postMessage(r);
 const { rank } = input;
-const comm = joinThreadGroup(input.groupId, rank, input.timeoutSeconds);
+const comm = joinThreadCommunicator(input.groupId, rank, input.timeoutSeconds);
 
 try {
   const fault = faultHook(rank);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readLatestCheckpoint } from '../../src/io/checkpoint.js';
 import { readMetrics, type MetricsRow } from '../../src/io/metrics.js';
-import { mpiEnv, mpirunArgs } from './dist.js';
+import { mpiEnv, mpirunArgs } from './ranks.js';
 import { tempDir } from './tmp.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/adabatch.js', import.meta.url));

@@ -41,21 +41,21 @@ function readSequences(path: string, vocab: number, maxLen: number): number[][] 
 
 /** Σ loss and predicted-token count over sequences (each run alone at its own length). */
 async function evalSequences(m: OpenedModel, model: Llama, seqs: number[][]): Promise<{ lossSum: number; tokens: number }> {
-  const b = model.backend;
-  const out = b.alloc([2], 'f64');
+  const backend = model.backend;
+  const out = backend.alloc([2], 'f64');
   const cap = model.config.seq_len;
-  const tok = b.alloc([cap], 'i32');
-  const tgt = b.alloc([cap], 'i32');
+  const tok = backend.alloc([cap], 'i32');
+  const tgt = backend.alloc([cap], 'i32');
   for (const s of seqs) {
     if (s.length < 2) continue;
     const n = s.length - 1;
-    const tv = b.view(tok, 0, [n]);
-    const gv = b.view(tgt, 0, [n]);
-    b.upload(tv, s.slice(0, n));
-    b.upload(gv, s.slice(1));
+    const tv = backend.view(tok, 0, [n]);
+    const gv = backend.view(tgt, 0, [n]);
+    backend.upload(tv, s.slice(0, n));
+    backend.upload(gv, s.slice(1));
     await model.forwardLoss(tv, gv, 1, n, m.access, out, 0);
   }
-  const r = b.download(out);
+  const r = backend.download(out);
   return { lossSum: r[0]!, tokens: r[1]! };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createThreadGroup } from '../../src/parallel/threads.js';
-import type { RankResult, RankSpec } from './dist-rank.js';
+import type { RankResult, RankSpec } from './train-rank.js';
 
 /** Why MPI tests cannot run here, or null when they can (mpirun on PATH, addon built with MPI). */
 export function mpiSkipReason(): string | null {
@@ -29,7 +29,7 @@ export function mpiEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 export async function onThreads(J: number, spec: RankSpec): Promise<RankResult[]> {
   const group = createThreadGroup(J);
   try {
-    const url = new URL('./dist-thread-rank.js', import.meta.url);
+    const url = new URL('./train-rank-thread.js', import.meta.url);
     return await Promise.all(
       Array.from({ length: J }, (_, rank) => {
         const w = new Worker(url, { workerData: { groupId: group.id, rank, spec } });
@@ -53,7 +53,7 @@ export function onMpi(J: number, spec: RankSpec): RankResult[] {
   try {
     const specPath = join(dir, 'spec.json');
     writeFileSync(specPath, JSON.stringify(spec));
-    const child = fileURLToPath(new URL('./dist-mpi-rank.js', import.meta.url));
+    const child = fileURLToPath(new URL('./train-rank-mpi.js', import.meta.url));
     const r = spawnSync('mpirun', [...mpirunArgs(J), process.execPath, child, specPath, dir], { encoding: 'utf8', env: mpiEnv(), timeout: 120_000 });
     if (r.status !== 0) throw new Error(`mpirun exited with ${r.status ?? r.signal}:\n${r.stderr}\n${r.stdout}`);
     return Array.from({ length: J }, (_, rank) => JSON.parse(readFileSync(join(dir, `rank-${rank}.json`), 'utf8')) as RankResult);
@@ -62,11 +62,11 @@ export function onMpi(J: number, spec: RankSpec): RankResult[] {
   }
 }
 
-/** A collective scenario (dist-scenarios.ts) on J worker-thread ranks; returns each rank's result. */
+/** A collective scenario (collective-scenarios.ts) on J worker-thread ranks; returns each rank's result. */
 export async function scenarioOnThreads(J: number, name: string, timeout = 30): Promise<unknown[]> {
   const group = createThreadGroup(J);
   try {
-    const url = new URL('./dist-scenario-thread.js', import.meta.url);
+    const url = new URL('./collective-scenario-thread.js', import.meta.url);
     return await Promise.all(
       Array.from({ length: J }, (_, rank) => {
         const w = new Worker(url, { workerData: { groupId: group.id, rank, name, timeout } });
@@ -90,7 +90,7 @@ export async function scenarioOnThreads(J: number, name: string, timeout = 30): 
 export function scenarioOnMpi(J: number, name: string): unknown[] {
   const dir = mkdtempSync(join(tmpdir(), 'adabatch-mpi-'));
   try {
-    const child = fileURLToPath(new URL('./dist-scenario-mpi.js', import.meta.url));
+    const child = fileURLToPath(new URL('./collective-scenario-mpi.js', import.meta.url));
     const r = spawnSync('mpirun', [...mpirunArgs(J), process.execPath, child, name, dir], { encoding: 'utf8', env: mpiEnv(), timeout: 120_000 });
     if (r.status !== 0) throw new Error(`mpirun exited with ${r.status ?? r.signal}:\n${r.stderr}\n${r.stdout}`);
     return Array.from({ length: J }, (_, rank) => (JSON.parse(readFileSync(join(dir, `rank-${rank}.json`), 'utf8')) as { result: unknown }).result);

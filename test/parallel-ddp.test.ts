@@ -25,8 +25,8 @@ import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 import { ReplicaEngine } from '../src/parallel/replica-engine.js';
 import { relL2 } from './helpers/num.js';
-import { mpiSkipReason, onMpi, onThreads } from './helpers/dist.js';
-import { DIST_MODEL, runRank, type RankResult, type RankSpec } from './helpers/dist-rank.js';
+import { mpiSkipReason, onMpi, onThreads } from './helpers/ranks.js';
+import { DIST_MODEL, runRank, type RankResult, type RankSpec } from './helpers/train-rank.js';
 import { checkDecisions, cliTrain as cli } from './helpers/cli-train.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
@@ -180,6 +180,12 @@ test('mpi, 2 ranks: the paper estimator statistics cross processes like threads'
 
 const NORM_CLI = 'batch={schedule: norm, eta: 0.5, initial: 8, max: 64, max_micro: 2}';
 const CONSTANT_CLI = 'batch={schedule: constant, batch: 8, max_micro: 2}';
+
+test('the noise-scale diagnostic from per-rank small batches (noise_scale.source: rank) is measured under any schedule', { skip: noAddon }, () => {
+  // A constant batch needs no ‖g_j‖²; the diagnostic does, so the trainer measures it anyway.
+  const run = cli('batch={schedule: constant, batch: 8, max_micro: 2, noise_scale: {source: rank, beta: 0.5}}', ['--nproc', '2']);
+  assert.ok(run.rows.length > 5 && run.rows.every((r) => typeof r.noise_scale === 'number' && Number.isFinite(r.noise_scale)), `noise_scale logged every step: ${run.rows.map((r) => r.noise_scale).join(', ')}`);
+});
 
 test('adabatch train --nproc 2 and mpirun -np 2 adabatch train: the same run, and one rank\'s', { skip: noAddon }, () => {
   // A constant batch: the global batches are the same for any J, so the parameters must be too.

@@ -8,8 +8,8 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { nativeAddonAvailable } from '../src/addon/addon.js';
-import { mpiSkipReason, scenarioOnMpi, scenarioOnThreads } from './helpers/dist.js';
-import { inputValue, SIZES } from './helpers/dist-scenarios.js';
+import { mpiSkipReason, scenarioOnMpi, scenarioOnThreads } from './helpers/ranks.js';
+import { inputValue, SIZES } from './helpers/collective-scenarios.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';
 const noMpi = noAddon || mpiSkipReason() || false;

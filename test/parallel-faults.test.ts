@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
-import { mpiEnv, mpirunArgs, mpiSkipReason } from './helpers/dist.js';
+import { mpiEnv, mpirunArgs, mpiSkipReason } from './helpers/ranks.js';
 import { tempDir } from './helpers/tmp.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';

@@ -1,6 +1,6 @@
 /**
  * Collective scenarios run on every rank of a group (worker threads or mpirun processes) by the
- * dist-collectives tests. Inputs are deterministic functions of (rank, index), so the test can
+ * parallel-collectives tests. Inputs are deterministic functions of (rank, index), so the test can
  * compute the expected results independently; each scenario returns plain data (downloads, error
  * messages) for the test to check.
  */
@@ -120,12 +120,12 @@ export const scenarios: Record<string, Scenario> = {
   },
 
   /** Rank 1 is late by far more than the timeout: rank 0's barrier fails with a timeout naming rank 1. */
-  async timeout(group) {
-    if (group.rank === 1) {
+  async timeout(comm) {
+    if (comm.rank === 1) {
       await new Promise((r) => setTimeout(r, 1500));
-      return rejection(group.barrier());
+      return rejection(comm.barrier());
     }
-    return rejection(group.barrier());
+    return rejection(comm.barrier());
   },
 
   /** Rank 1 fails while rank 0 waits in an all-reduce: rank 0's collective fails with rank 1's reason. */
@@ -140,38 +140,38 @@ export const scenarios: Record<string, Scenario> = {
   },
 
   /** Rank 0 waits in a barrier rank 1 never joins; the launcher aborts the group. */
-  async launcherAbort(group, ctl) {
-    if (group.rank === 1) {
+  async launcherAbort(comm, ctl) {
+    if (comm.rank === 1) {
       await new Promise((r) => setTimeout(r, 200));
       await ctl.abortGroup!();
       return null;
     }
-    return rejection(group.barrier());
+    return rejection(comm.barrier());
   },
 
   /** Rank 0's event loop keeps running while it waits for rank 1 in a collective. */
-  async eventLoop(group) {
-    await group.barrier(); // both ranks are running from here
-    if (group.rank === 1) {
+  async eventLoop(comm) {
+    await comm.barrier(); // both ranks are running from here
+    if (comm.rank === 1) {
       await new Promise((r) => setTimeout(r, 300));
-      await group.barrier();
+      await comm.barrier();
       return null;
     }
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
-    await group.barrier();
+    await comm.barrier();
     clearInterval(timer);
     return { ticks };
   },
 
   /** Rank 1 leaves the group at once: rank 0's next collective fails instead of waiting. */
-  async leave(group) {
-    if (group.rank === 1) {
-      await group.close();
+  async leave(comm) {
+    if (comm.rank === 1) {
+      await comm.close();
       return null;
     }
     await new Promise((r) => setTimeout(r, 100));
-    return rejection(group.barrier());
+    return rejection(comm.barrier());
   },
 
   /** Bad arguments are errors at the call (nothing is queued, the group stays usable). */
@@ -202,9 +202,9 @@ export const scenarios: Record<string, Scenario> = {
   },
 
   /** Start-up agreement: equal configs give every rank rank 0's clock; a differing one fails on every rank. */
-  async agreement(group) {
-    const same = (await agreeOnRun(group, { seed: 1, batch: { schedule: 'norm' } })).getTime();
-    const differ = await rejection(agreeOnRun(group, { seed: group.rank === 1 ? 2 : 1, batch: { schedule: 'norm' } }));
+  async agreement(comm) {
+    const same = (await agreeOnRun(comm, { seed: 1, batch: { schedule: 'norm' } })).getTime();
+    const differ = await rejection(agreeOnRun(comm, { seed: comm.rank === 1 ? 2 : 1, batch: { schedule: 'norm' } }));
     return { same, differ };
   },
 };

@@ -12,7 +12,7 @@ import { defaultKernelThreads, hash20 } from '../src/parallel/ddp.js';
 import { chooseDist, detectLauncher } from '../src/parallel/group-choice.js';
 import type { ProcessGroup } from '../src/parallel/group.js';
 import { UserError } from '../src/util/errors.js';
-import { scenarioOnThreads } from './helpers/dist.js';
+import { scenarioOnThreads } from './helpers/ranks.js';
 import { tempDir } from './helpers/tmp.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';

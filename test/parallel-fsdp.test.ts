@@ -11,7 +11,7 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { checkDecisions, cliTrain } from './helpers/cli-train.js';
-import { mpiSkipReason } from './helpers/dist.js';
+import { mpiSkipReason } from './helpers/ranks.js';
 import { relL2 } from './helpers/num.js';
 
 const noAddon = nativeAddonAvailable() ? false : 'the native addon is not built (npm run build:native)';

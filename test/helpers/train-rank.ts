@@ -3,7 +3,7 @@
  * synthetic data, a batch schedule from a config section, `steps` optimizer steps through the real
  * Trainer and ReplicaEngine. Returns everything the tests compare: the final parameters (flat, in
  * layout order), each step's metrics row and the GradientStats the schedule saw.
- * Entry points: dist-thread-rank.ts (a worker thread of a `threads` group), dist-mpi-rank.ts (an
+ * Entry points: train-rank-thread.ts (a worker thread of a `threads` group), train-rank-mpi.ts (an
  * mpirun process); runRank(null, …) runs one rank alone (the one-rank reference).
  */
 import { createBackend } from '../../src/backend/registry.js';
