@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-# Copied from /work/shared/anchors/torch_llama.py (the project's PyTorch throughput anchor) for `npm run bench -- step`.
-# Local change: RSS is also recorded before the model is built (rss_before_model_mb), so the memory
-# above that baseline can be compared with adabatch's. Everything else is unchanged.
+# The project's PyTorch throughput reference for `npm run bench -- step` (bench/step.ts runs it side by
+# side with adabatch). It also records RSS before the model is built (rss_before_model_mb), so the
+# memory above that baseline can be compared with adabatch's.
 """Compact Llama-style decoder for CPU training-throughput anchors.
 
 Model: token embedding -> L x [RMSNorm -> causal MHA with RoPE -> residual,
