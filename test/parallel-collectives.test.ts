@@ -100,6 +100,17 @@ test('threads, 3 ranks on the ref backend (staged through host buffers): every c
   checkIdentical(all);
 });
 
+test('threads, 2 ranks, a backend with its own collectives: connected once per rank, every tensor collective goes to it', { skip: noAddon }, async () => {
+  const all = (await scenarioOnThreads(2, 'ownCollectives')) as Array<{ connectedAs: { rank: number; size: number }; calls: string[]; allReduce: number[]; broadcast: number[]; scalarReductions: number | null }>;
+  all.forEach((res, rank) => {
+    assert.deepEqual(res.connectedAs, { rank, size: 2 });
+    assert.deepEqual(res.calls, ['allReduce sum', 'broadcast 1']);
+    res.allReduce.forEach((v, i) => assert.ok(Math.abs(v - (inputValue(1, 0, i) + inputValue(1, 1, i))) < 1e-12, `rank ${rank} allReduce [${i}]`));
+    res.broadcast.forEach((v, i) => assert.equal(v, inputValue(2, 1, i), `rank ${rank} broadcast [${i}]`));
+    assert.equal(res.scalarReductions, 2, 'the backend used the scalar channel the group gave it');
+  });
+});
+
 test('mpi, 3 ranks: every collective matches its closed form, identically on every rank', { skip: noMpi }, () => {
   const all = scenarioOnMpi(3, 'collectives') as Results[];
   all.forEach((res, rank) => checkCollectives(3, rank, res, false));

@@ -4,7 +4,8 @@
  * compute the expected results independently; each scenario returns plain data (downloads, error
  * messages) for the test to check.
  */
-import type { Backend, Tensor } from '../../src/backend/backend.js';
+import type { Backend, CollectiveAccess, CollectivePeers, Tensor, TensorCollectives } from '../../src/backend/backend.js';
+import { RefBackend } from '../../src/backend/ref/index.js';
 import { createBackend, type BackendName } from '../../src/backend/registry.js';
 import { agreeOnRun } from '../../src/parallel/ddp.js';
 import { bindProcessGroup, type ProcessGroup } from '../../src/parallel/group.js';
@@ -43,6 +44,38 @@ export type Scenario = (comm: Communicator, ctl: { abortGroup?: () => Promise<vo
 async function bound(comm: Communicator, name: BackendName = 'cpu'): Promise<{ b: Backend; group: ProcessGroup }> {
   const b = createBackend(name, { threads: 1 });
   return { b, group: await bindProcessGroup(comm, b) };
+}
+
+/**
+ * A backend that brings its own collectives (as a GPU backend would bring NCCL's): ref kernels, and
+ * an all-reduce and broadcast that run over the scalar channel the group hands to `connect`. It
+ * records what the group told it and which collectives reached it.
+ */
+class OwnCollectivesBackend extends RefBackend {
+  readonly calls: string[] = [];
+  connectedAs: { rank: number; size: number } | null = null;
+  readonly collectives: CollectiveAccess = {
+    kind: 'own',
+    connect: async (peers: CollectivePeers): Promise<TensorCollectives> => {
+      this.connectedAs = { rank: peers.rank, size: peers.size };
+      const through = async (t: Tensor, keep: (sum: number, mine: number) => number): Promise<void> => {
+        const mine = this.download(t);
+        const sums = await peers.allReduceScalars(Float64Array.from(mine));
+        this.upload(t, Array.from(sums, (v, i) => keep(v, mine[i]!)));
+      };
+      return {
+        allReduce: (t, op) => (this.calls.push(`allReduce ${op}`), through(t, (sum) => (op === 'avg' ? sum / peers.size : sum))),
+        // Only the root's values count: the others contribute zeros.
+        broadcast: async (t, root) => {
+          this.calls.push(`broadcast ${root}`);
+          if (peers.rank !== root) this.fill(t, 0);
+          await through(t, (sum) => sum);
+        },
+        reduceScatter: () => Promise.reject(new Error('not needed by this test')),
+        allGather: () => Promise.reject(new Error('not needed by this test')),
+      };
+    },
+  };
 }
 
 /** Every collective, with sizes that do not divide evenly, views, in-place forms and empty buffers. */
@@ -107,6 +140,16 @@ async function everyCollective(comm: Communicator, backendName: BackendName): Pr
 }
 
 export const scenarios: Record<string, Scenario> = {
+  /** A backend with its own collectives: the group connects it once and hands it every tensor collective. */
+  async ownCollectives(comm) {
+    const b = new OwnCollectivesBackend();
+    const group = await bindProcessGroup(comm, b);
+    const t = filled(b, 5, 'f64', 1, comm.rank);
+    await group.allReduce(t, 'sum');
+    const bc = filled(b, 3, 'f64', 2, comm.rank);
+    await group.broadcast(bc, 1);
+    return { connectedAs: b.connectedAs, calls: b.calls, allReduce: arr(b, t), broadcast: arr(b, bc), scalarReductions: group.collectiveStats?.().allReduceScalars.count ?? null };
+  },
   /** Every collective on cpu tensors (registry buffers, reduced in place). */
   collectives: (comm) => everyCollective(comm, 'cpu'),
   /** The same on ref tensors, which the group stages through registry buffers of its own. */
