@@ -73,7 +73,7 @@ test('N steps + resume + N steps is bit-identical to 2N steps, mid-ramp of the n
   assert.deepEqual(rb, ra, 'identical metrics rows apart from wall-clock fields');
 });
 
-test('resume refuses a changed config and a run without checkpoints, naming the problem', async () => {
+test('resume refuses a changed config naming the field; a run without checkpoints starts afresh', async () => {
   const dir = join(tmp(), 'run');
   let n = 0;
   await runTrain(loadTrainConfig(undefined, sets(dir, ['checkpoint.at_end=false'])), { ...quiet, shouldStop: () => n++ >= 1 });
@@ -84,7 +84,9 @@ test('resume refuses a changed config and a run without checkpoints, naming the 
   assert.doesNotThrow(() => loadResumeConfig(dir, undefined, ['budget.samples=300', 'eval.every_samples=32']));
   assert.throws(() => loadResumeConfig(join(dir, 'nope'), undefined, []), /does not exist/);
   rmSync(join(dir, 'checkpoints'), { recursive: true });
-  await assert.rejects(runTrain(loadResumeConfig(dir, undefined, []), { ...quiet, resume: true }), /no valid checkpoint/);
+  const afresh = await runTrain(loadResumeConfig(dir, undefined, []), { ...quiet, resume: true });
+  assert.equal(afresh.resumedFrom, null, 'no checkpoint: the run starts afresh from its saved config');
+  assert.equal(readMetrics(join(dir, 'metrics.jsonl')).length, afresh.steps, 'the dead run\'s rows were dropped');
   await assert.rejects(runTrain(loadTrainConfig(undefined, sets(dir)), quiet), /already holds a run/);
 });
 

@@ -2,7 +2,8 @@
  * metrics.jsonl: one JSON object per optimizer step, appended and flushed as the run goes, so a
  * crashed or interrupted run keeps every completed row.
  */
-import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
+import { fileError, openAppendNoFollow } from './run-files.js';
 
 /** A row as read back (any version's fields); the trainer's rows are typed by train/step-metrics.ts. */
 export type MetricsRow = Record<string, number | string | boolean | null>;
@@ -11,12 +12,16 @@ export class MetricsWriter {
   private fd: number | null;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'a');
+    this.fd = openAppendNoFollow(path);
   }
 
   write(row: object): void {
     if (this.fd === null) throw new Error(`metrics file ${this.path} is closed`);
-    writeSync(this.fd, JSON.stringify(row) + '\n');
+    try {
+      writeSync(this.fd, JSON.stringify(row) + '\n');
+    } catch (e) {
+      throw fileError('append to', this.path, e);
+    }
   }
 
   close(): void {

@@ -6,6 +6,8 @@
 import { UserError } from '../util/errors.js';
 
 export type DistKind = 'local' | 'threads' | 'mpi';
+/** Thread ranks share one process (its memory, its native threads): beyond this, use one process per rank. */
+export const MAX_THREAD_RANKS = 256;
 export const DIST_KINDS: readonly DistKind[] = ['local', 'threads', 'mpi'];
 
 export interface Launcher {
@@ -50,6 +52,7 @@ export function chooseDist(opts: { dist?: string | undefined; nproc?: number | u
   const { dist, nproc } = opts;
   if (dist !== undefined && !(DIST_KINDS as readonly string[]).includes(dist)) throw new UserError(`--dist must be one of ${DIST_KINDS.join(', ')}, got '${dist}'`);
   if (nproc !== undefined && (!Number.isInteger(nproc) || nproc < 1)) throw new UserError(`--nproc must be a positive integer, got ${nproc}`);
+  if (nproc !== undefined && nproc > MAX_THREAD_RANKS) throw new UserError(`--nproc ${nproc} would start ${nproc} ranks as threads of one process; at most ${MAX_THREAD_RANKS} are supported (for more ranks, start one process per rank with mpirun or srun)`);
   const launcher = detectLauncher(env);
   const launched = launcher !== null && (launcher.size === null || launcher.size > 1);
   if (dist === 'mpi' || (dist === undefined && nproc === undefined && launched)) {

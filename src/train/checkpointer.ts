@@ -13,6 +13,7 @@ import { checkpointName, pruneCheckpoints, tensorsWithPrefix, type CheckpointDat
 import { ADAMW_PREFIX } from '../io/checkpoint-format.js';
 import type { ModelConfig } from '../model/config.js';
 import type { EngineState, TrainEngine } from '../parallel/engine.js';
+import { fileError } from '../io/run-files.js';
 import { UserError } from '../util/errors.js';
 import type { LoopState } from './trainer.js';
 
@@ -116,13 +117,20 @@ export class Checkpointer {
       config: this.ctx.fullConfig,
     };
     const name = checkpointName(state.step);
-    const dir = await engine.saveCheckpoint(this.dir, name, {
-      config: this.ctx.modelConfig,
-      trainerState: trainerState as unknown as Record<string, unknown>,
-      ...(this.ctx.tokenizerJson !== null && { tokenizerJson: this.ctx.tokenizerJson }),
-      tokenIds: this.ctx.tokenIds,
-      step: state.step,
-    });
+    let dir: string | null;
+    try {
+      dir = await engine.saveCheckpoint(this.dir, name, {
+        config: this.ctx.modelConfig,
+        trainerState: trainerState as unknown as Record<string, unknown>,
+        ...(this.ctx.tokenizerJson !== null && { tokenizerJson: this.ctx.tokenizerJson }),
+        tokenIds: this.ctx.tokenIds,
+        step: state.step,
+      });
+    } catch (e) {
+      // Disk full, read-only, no permission: the write was abandoned and earlier checkpoints are intact.
+      if (typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) throw fileError('write the checkpoint', join(this.dir, name), e);
+      throw e;
+    }
     if (engine.group.rank === 0) pruneCheckpoints(this.dir, this.ctx.config.keep_last, { protect: [name] });
     this.lastSamples = state.samples;
     this.lastTime = performance.now();

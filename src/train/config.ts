@@ -22,6 +22,18 @@ const syntheticSchema = z
   })
   .strict();
 
+/**
+ * `data` is either {synthetic: …} or a corpus section. Chosen by the `synthetic` key rather than as a
+ * plain union, so an error names the field that is wrong instead of "invalid input".
+ */
+const dataSchema = z.unknown().transform((value, ctx): z.output<typeof syntheticSchema> | z.output<typeof dataConfigSchema> => {
+  const synthetic = value !== null && typeof value === 'object' && 'synthetic' in value;
+  const r = (synthetic ? syntheticSchema : dataConfigSchema).safeParse(value ?? {});
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
 export const trainConfigSchema = z
   .object({
     /** Run directory; default runs/<date>-<time>. */
@@ -29,7 +41,7 @@ export const trainConfigSchema = z
     seed: z.number().int().nonnegative().default(0),
     backend: z.enum(['cpu', 'ref']).default('cpu'),
     /** Kernel threads per rank (default: all cores for one rank, 1 per rank otherwise). */
-    threads: z.number().int().positive().optional(),
+    threads: z.number().int().positive().max(256, 'at most 256 kernel threads per rank').optional(),
     /** A preset name plus any model field to override (vocab follows the tokenizer). */
     model: z.object({ preset: z.string().default('A') }).catchall(z.unknown()).default({ preset: 'A' }),
     /** Start from these weights (a Hugging Face Llama directory or an adabatch checkpoint): continued pretraining. */
@@ -52,7 +64,7 @@ export const trainConfigSchema = z
       .prefault({}),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
-    data: z.union([syntheticSchema, dataConfigSchema]).prefault({}),
+    data: dataSchema,
     batch: batchConfigSchema,
     lr: lrConfigSchema.prefault({}),
     optim: z

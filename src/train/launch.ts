@@ -23,6 +23,7 @@ import type { TrainConfig } from './config.js';
 import { faultHook } from './fault-injection.js';
 import { Progress } from './progress.js';
 import { runTrain, type TrainSummary } from './run.js';
+import { NonFiniteError } from './trainer.js';
 
 export interface ThreadsLaunch {
   cfg: TrainConfig;
@@ -41,7 +42,7 @@ export interface ThreadsLaunch {
 /** What a worker posts when it finishes. */
 export type WorkerReport =
   | { type: 'done'; rank: number; summary: TrainSummary }
-  | { type: 'failed'; rank: number; message: string; aborted: boolean; timeout: boolean; userError: boolean };
+  | { type: 'failed'; rank: number; message: string; aborted: boolean; timeout: boolean; userError: boolean; diverged?: boolean };
 
 export interface RankFailure {
   rank: number;
@@ -51,6 +52,8 @@ export interface RankFailure {
   aborted: boolean;
   timeout: boolean;
   userError: boolean;
+  /** The rank stopped on consecutive non-finite steps (NonFiniteError): deterministic, not worth a restart. */
+  diverged?: boolean;
 }
 
 /** A distributed run failed; `primary` is the rank whose failure started it. */
@@ -104,6 +107,7 @@ export function runThreads(launch: ThreadsLaunch): Promise<TrainSummary> {
       if (failures.length) {
         const primary = primaryOf(failures);
         if (primary.userError && !primary.aborted) reject(new UserError(primary.message));
+        else if (primary.diverged && !primary.aborted) reject(new NonFiniteError(primary.message));
         else reject(new DistributedRunError(primary, failures));
       } else if (!summary) {
         reject(new Error('rank 0 finished without a summary'));
@@ -143,7 +147,7 @@ export function runThreads(launch: ThreadsLaunch): Promise<TrainSummary> {
         if (m.type === 'done') {
           if (m.rank === 0) summary = m.summary;
         } else {
-          fail({ rank: m.rank, message: m.message, aborted: m.aborted, timeout: m.timeout, userError: m.userError });
+          fail({ rank: m.rank, message: m.message, aborted: m.aborted, timeout: m.timeout, userError: m.userError, diverged: m.diverged ?? false });
         }
       });
       w.on('error', (e) => {

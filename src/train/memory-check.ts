@@ -44,12 +44,13 @@ export function processEstimate(config: ModelConfig, microBatch: number, o: Memo
 export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCheckOptions, available = availableMemoryBytes()): MemoryEstimate {
   const e = processEstimate(config, microBatch, o);
   if (e.total <= available) return e;
+  // The estimate grows with the micro batch: bisect for the largest that fits (0 when none does).
   let fit = 0;
-  for (let m = microBatch - 1; m >= 1; m--) {
-    if (processEstimate(config, m, o).total <= available) {
-      fit = m;
-      break;
-    }
+  let tooBig = microBatch;
+  while (tooBig - fit > 1) {
+    const m = Math.floor((fit + tooBig) / 2);
+    if (processEstimate(config, m, o).total <= available) fit = m;
+    else tooBig = m;
   }
   const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, ${e.gathered ? `gathered units ${formatBytes(e.gathered)}, ` : ''}scratch ${formatBytes(e.gradScratch + e.headScratch)}`;
   const per = o.ranksInProcess > 1 ? ` (${o.ranksInProcess} ranks in this process × ${formatBytes(e.perRank)})` : '';

@@ -12,6 +12,7 @@ import { faultHook } from './fault-injection.js';
 import { silentProgress, type WorkerReport } from './launch.js';
 import { Progress } from './progress.js';
 import { runTrain } from './run.js';
+import { NonFiniteError } from './trainer.js';
 
 interface WorkerInput {
   cfg: TrainConfig;
@@ -48,7 +49,7 @@ try {
 } catch (e) {
   const aborted = isCollectiveAborted(e);
   // Another rank's failure (or a timeout) is reported by its message alone; this rank's own error with its stack.
-  const message = e instanceof Error ? (e instanceof UserError || aborted ? e.message : (e.stack ?? e.message)) : String(e);
+  const message = e instanceof Error ? (e instanceof UserError || e instanceof NonFiniteError || aborted ? e.message : (e.stack ?? e.message)) : String(e);
   if (!aborted) comm.abort(`rank ${rank} failed: ${message.split('\n')[0]}`);
-  post({ type: 'failed', rank, message, aborted, timeout: aborted && e.code === 'ADABATCH_COMM_TIMEOUT', userError: e instanceof UserError });
+  post({ type: 'failed', rank, message, aborted, timeout: aborted && e.code === 'ADABATCH_COMM_TIMEOUT', userError: e instanceof UserError, diverged: e instanceof NonFiniteError });
 }

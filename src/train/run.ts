@@ -3,7 +3,7 @@
  * from `init_from`, or from the run's newest checkpoint on resume), check memory, run the loop with
  * metrics, progress and checkpoints, and summarise.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor, type BatchSchedule, type NoiseScaleTracker } from '../batch/index.js';
@@ -12,26 +12,28 @@ import { createBackend } from '../backend/registry.js';
 import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
-import { readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
+import { listCheckpoints, readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
+import { fileError, isSymlink, writeFileAtomic } from '../io/run-files.js';
+import { RunLock } from '../io/run-lock.js';
 import { loadModelDir, type LoadedModel } from '../io/hf.js';
 import { MetricsWriter, readMetrics } from '../io/metrics.js';
 import { modelConfig, type ModelConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
 import { formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { initialParameters } from '../model/params.js';
-import { learningRate } from '../optim/lr.js';
+import { learningRate, warmupSamples } from '../optim/lr.js';
 import { agreeOnRun, defaultKernelThreads } from '../parallel/ddp.js';
 import type { TrainEngine } from '../parallel/engine.js';
 import { FsdpEngine } from '../parallel/fsdp-engine.js';
 import { bindProcessGroup, type ProcessGroup } from '../parallel/group.js';
 import type { Communicator } from '../parallel/native-communicator.js';
 import { ReplicaEngine } from '../parallel/replica-engine.js';
-import { UserError } from '../util/errors.js';
+import { parseOrThrow, UserError } from '../util/errors.js';
 import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson } from './checkpointer.js';
-import type { TrainConfig } from './config.js';
+import { trainConfigSchema, type TrainConfig } from './config.js';
 import { checkMemory } from './memory-check.js';
 import { Progress } from './progress.js';
-import { diffPaths } from './resume.js';
+import { diffPaths, RESUMABLE_CHANGES } from './resume.js';
 import type { StepMetrics } from './step-metrics.js';
 import { Trainer, type LoopState, type WindowSource } from './trainer.js';
 
@@ -66,7 +68,11 @@ export interface RunOptions {
   log?: (msg: string) => void;
 }
 
-function defaultRunDir(d: Date): string {
+/** Validation tokens held on the host at once (2²⁸ int32: 1 GiB). */
+const MAX_EVAL_TOKENS = 2 ** 28;
+
+/** runs/<date>-<time> of `d` (local time). */
+export function defaultRunDir(d: Date): string {
   const p = (n: number): string => String(n).padStart(2, '0');
   return join('runs', `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`);
 }
@@ -85,9 +91,8 @@ async function loadData(cfg: TrainConfig, seqLen: number, vocab: number, tokeniz
   let dataCfg = cfg.data;
   if (tokenizerJson !== null && dataCfg.tokenizer.path === undefined && dataCfg.tokenizer.vocab === undefined) {
     // Continued pretraining: tokenise with the initial weights' own tokenizer.
-    mkdirSync(runDir, { recursive: true });
     const path = join(runDir, 'init-tokenizer.json');
-    writeFileSync(path, tokenizerJson);
+    writeFileAtomic(path, tokenizerJson);
     dataCfg = { ...dataCfg, tokenizer: { ...dataCfg.tokenizer, path } };
   }
   const ds = await loadDataset(dataCfg, { seqLen, seed: cfg.seed, log });
@@ -110,11 +115,31 @@ function resolveModel(cfg: TrainConfig, dataVocab: number | null, init: { config
 
 /** Keeps the first `rows` metrics rows (those the checkpoint covers), atomically. */
 function truncateMetrics(path: string, rows: number): void {
-  if (!existsSync(path)) return;
+  if (!existsSync(path) && !isSymlink(path)) return;
   const kept = readMetrics(path).slice(0, rows);
-  const tmp = path + '.tmp';
-  writeFileSync(tmp, kept.map((r) => JSON.stringify(r) + '\n').join(''));
-  renameSync(tmp, path);
+  writeFileAtomic(path, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+}
+
+/** Numbers that are valid alone but absurd for this run: refused before anything trains. */
+function checkBudgetSizes(cfg: TrainConfig, budgetSamples: number, seqLen: number): void {
+  const warmup = warmupSamples(cfg.lr, budgetSamples);
+  if (warmup > budgetSamples) throw new UserError(`lr.warmup is ${cfg.lr.warmup} samples, longer than the whole budget of ${budgetSamples} samples: the learning rate would never reach lr.lr; give a fraction of the budget (< 1) or fewer samples`);
+  // The validation windows are held on the host at once (an Int32Array of windows × (seq_len + 1) tokens).
+  const maxWindows = Math.floor(MAX_EVAL_TOKENS / (seqLen + 1));
+  if (cfg.eval.windows > maxWindows) throw new UserError(`eval.windows is ${cfg.eval.windows}: at seq_len ${seqLen} that is ${cfg.eval.windows * (seqLen + 1)} tokens held at once; at most ${maxWindows} windows (${MAX_EVAL_TOKENS} tokens) are supported`);
+}
+
+/**
+ * On resume the checkpoint's own config is the truth: config.yaml (with the --set changes allowed on
+ * resume) must agree with it, field by field.
+ */
+function checkResumedConfig(cfg: TrainConfig, state: TrainerStateJson, checkpointDir: string, runDir: string): void {
+  // Both through today's schema, so a default added since the checkpoint was written is no difference.
+  const trained = parseOrThrow(trainConfigSchema, state.config, `the config in ${join(checkpointDir, 'trainer_state.json')}`);
+  const changed = diffPaths(JSON.parse(JSON.stringify(trained)) as unknown, JSON.parse(JSON.stringify(cfg)) as unknown).filter((d) => !(RESUMABLE_CHANGES as readonly string[]).includes(d.path.split('.')[0]!));
+  if (changed.length === 0) return;
+  const lines = changed.map((d) => `  ${d.path}: the checkpoint has ${JSON.stringify(d.a)}, config.yaml has ${JSON.stringify(d.b)}`);
+  throw new UserError(`cannot resume: ${join(runDir, 'config.yaml')} differs from the config of ${checkpointDir} (the checkpoint is what was trained; only ${RESUMABLE_CHANGES.join(', ')} may change):\n${lines.join('\n')}`);
 }
 
 /** The run's other ranks, before a backend exists: what agreeing on the run and reading a checkpoint need. */
@@ -142,7 +167,57 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const log = opts.log ?? ((m: string) => console.error(m));
   const progress = opts.progress ?? new Progress(process.stderr, cfg.log_every_s);
   const peers: Peers | null = opts.group ?? opts.comm ?? null;
-  const run = await resolveRun(cfg, peers, opts.resume ?? false, log, progress);
+  // Ranks must run the same config (checked); a default run directory is named by rank 0's clock.
+  const started = peers ? await agreeOnRun(peers, cfg) : new Date();
+  const runDir = cfg.run_dir ?? defaultRunDir(started);
+  const { lock, created } = await lockRunDir(runDir, peers);
+  try {
+    return await trainIn(runDir, cfg, opts, peers, log, progress);
+  } finally {
+    lock?.release();
+    // A run refused before it wrote anything leaves no empty directory behind.
+    if (created) rmEmptyDir(runDir);
+  }
+}
+
+function rmEmptyDir(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    /* not empty, or already gone */
+  }
+}
+
+/**
+ * One trainer per run directory: rank 0 creates the directory and takes its lock; every rank learns
+ * the outcome in one scalar reduction, so all of them stop when it is refused.
+ */
+async function lockRunDir(runDir: string, peers: Peers | null): Promise<{ lock: RunLock | null; created: boolean }> {
+  let lock: RunLock | null = null;
+  let refusal: unknown = null;
+  let created = false;
+  if (!peers || peers.rank === 0) {
+    try {
+      created = !existsSync(runDir) && mkdirSync(runDir, { recursive: true }) !== undefined;
+    } catch (e) {
+      refusal = fileError('create the run directory', runDir, e);
+    }
+    if (!refusal) {
+      try {
+        lock = RunLock.acquire(runDir);
+      } catch (e) {
+        refusal = e;
+      }
+    }
+  }
+  const refused = peers && peers.size > 1 ? (await peers.allReduceScalars(Float64Array.of(refusal ? 1 : 0), 'sum'))[0]! > 0 : refusal !== null;
+  if (refusal) throw refusal;
+  if (refused) throw new UserError(`rank 0 could not take the run directory ${runDir} (its message says why)`);
+  return { lock, created };
+}
+
+async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers: Peers | null, log: (m: string) => void, progress: Progress): Promise<TrainSummary> {
+  const run = await resolveRun(cfg, runDir, peers, opts.resume ?? false, log, progress);
 
   // One rank uses every core; several ranks in one process run one kernel thread each (docs/design.md).
   const threads = cfg.threads ?? defaultKernelThreads(peers);
@@ -166,12 +241,9 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
  * resume, init_from, or a fresh init), data and tokenizer, the model, the schedule, and the memory
  * check; writes config.yaml and tokenizer.json (rank 0).
  */
-async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean, log: (m: string) => void, progress: Progress): Promise<ResolvedRun> {
+async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null, resume: boolean, log: (m: string) => void, progress: Progress): Promise<ResolvedRun> {
   const rank0 = !peers || peers.rank === 0;
   const ranks = peers?.size ?? 1;
-  // Ranks must run the same config (checked); a default run directory is named by rank 0's clock.
-  const started = peers ? await agreeOnRun(peers, cfg) : new Date();
-  const runDir = cfg.run_dir ?? defaultRunDir(started);
   const { resumeFrom, init } = await startingWeights(cfg, runDir, peers, resume, log);
 
   const presetCfg = init?.config ?? resolveModel(cfg, null, null);
@@ -182,6 +254,7 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
   let resumed: ResolvedRun['resume'] = null;
   if (resumeFrom) {
     const state = parseTrainerState(resumeFrom.trainerState, resumeFrom.dir);
+    checkResumedConfig(cfg, state, resumeFrom.dir, runDir);
     const diff = diffPaths(resumeFrom.config, mc);
     if (diff.length) throw new UserError(`${resumeFrom.dir}/config.json does not match the run's model: ${diff.map((d) => `${d.path} ${JSON.stringify(d.a)} vs ${JSON.stringify(d.b)}`).join(', ')}`);
     if (state.tokenizer_hash !== tokenizerHash) throw new UserError(`cannot resume: the tokenizer changed since ${resumeFrom.dir} was written (hash ${state.tokenizer_hash} vs ${tokenizerHash})`);
@@ -189,17 +262,20 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
   }
 
   const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
+  checkBudgetSizes(cfg, budgetSamples, mc.seq_len);
   const { schedule, noise, maxBatch } = resolveSchedule(cfg, budgetSamples, ranks, resumed?.state ?? null);
   const fsdp = cfg.parallel.strategy === 'fsdp';
-  const memory = checkMemory(mc, cfg.batch.max_micro, { recompute: cfg.recompute, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
+  // A rank's micro batch never exceeds its share of the largest global batch.
+  const largestMicro = Math.min(cfg.batch.max_micro, Math.ceil(maxBatch / ranks));
+  const memory = checkMemory(mc, largestMicro, { recompute: cfg.recompute, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
 
-  mkdirSync(runDir, { recursive: true });
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
   const tokenizerJson = data.tokenizer ? JSON.stringify(data.tokenizer.toJSON()) : null;
   if (rank0) {
-    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(resolved));
-    if (tokenizerJson) writeFileSync(join(runDir, 'tokenizer.json'), tokenizerJson);
-    if (resumed) truncateMetrics(join(runDir, 'metrics.jsonl'), resumed.state.metrics_rows);
+    writeFileAtomic(join(runDir, 'config.yaml'), YAML.stringify(resolved));
+    if (tokenizerJson) writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
+    // On resume the metrics the checkpoint covers are kept; a run started afresh keeps none.
+    truncateMetrics(join(runDir, 'metrics.jsonl'), resumed?.state.metrics_rows ?? 0);
   }
   return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, memory };
 }
@@ -209,16 +285,19 @@ async function resolveRun(cfg: TrainConfig, peers: Peers | null, resume: boolean
  * fresh initialisation). A new run refuses a directory that already holds one.
  */
 async function startingWeights(cfg: TrainConfig, runDir: string, peers: Peers | null, resume: boolean, log: (m: string) => void): Promise<{ resumeFrom: CheckpointData | null; init: LoadedModel | null }> {
-  if (resume) {
+  const checkpoints = join(runDir, 'checkpoints');
+  if (resume && listCheckpoints(checkpoints).length === 0) {
+    // Killed before its first checkpoint (or requeued before it started): the same command starts it afresh.
+    log(`no checkpoint in ${checkpoints} yet: starting the run afresh from its saved config`);
+  } else if (resume) {
     const rank0 = !peers || peers.rank === 0;
     // Rank 0 reads first: reading repairs an interrupted checkpoint write in place, which must not race.
     if (peers && !rank0) await peers.barrier();
-    const found = readLatestCheckpoint(join(runDir, 'checkpoints'), { onWarning: (m) => log(`warning: ${m}`) });
+    const found = readLatestCheckpoint(checkpoints, { onWarning: (m) => log(`warning: ${m}`) });
     if (peers && rank0) await peers.barrier();
-    if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${join(runDir, 'checkpoints')}`);
+    if (!found) throw new UserError(`cannot resume: no valid checkpoint in ${checkpoints} (the checkpoints there do not verify; see the warnings above)`);
     return { resumeFrom: found.data, init: null };
-  }
-  if (existsSync(join(runDir, 'metrics.jsonl'))) {
+  } else if (existsSync(join(runDir, 'metrics.jsonl'))) {
     throw new UserError(`run directory ${runDir} already holds a run (metrics.jsonl); choose another run_dir, or continue it with --resume ${runDir}`);
   }
   const init = cfg.init_from ? loadModelDir(cfg.init_from) : null;

@@ -91,7 +91,8 @@ export class NonFiniteError extends Error {}
 
 export class Trainer {
   readonly state: LoopState;
-  private valWindows: Int32Array | null = null;
+  /** The fixed validation windows, read when the trainer is built (a problem shows before any step). */
+  private readonly valWindows: Int32Array | null;
   private lastEvalBucket: number;
 
   constructor(
@@ -104,6 +105,7 @@ export class Trainer {
   ) {
     this.state = start ? { ...start } : { step: 0, samples: 0, tokens: 0, skippedInARow: 0, elapsedS: 0 };
     this.lastEvalBucket = this.evalBucket(this.state.samples);
+    this.valWindows = validation ? validation.windows(0, cfg.evalWindows) : null;
     if (schedule.collector) engine.registerCollector(schedule.collector);
   }
 
@@ -263,9 +265,8 @@ export class Trainer {
 
   /** Mean validation loss over the fixed validation subset. */
   async evaluate(): Promise<number> {
-    if (!this.validation) throw new Error('no validation data');
+    if (!this.valWindows) throw new Error('no validation data');
     const n = this.cfg.evalWindows;
-    this.valWindows ??= this.validation.windows(0, n);
     const group = this.engine.group;
     if (group.size > 1 && !this.engine.lockstep) {
       // DDP: each rank evaluates its share of the windows; one scalar reduction sums them.
