@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
-import { writeFileAtomic } from '../src/io/run-files.js';
+import { writeFileAtomic } from '../src/util/files.js';
 import { LOCK_FILE, RunLock } from '../src/io/run-lock.js';
 import { checkMemory } from '../src/train/memory-check.js';
 import { modelConfig } from '../src/model/config.js';

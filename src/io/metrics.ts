@@ -3,7 +3,7 @@
  * crashed or interrupted run keeps every completed row.
  */
 import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
-import { fileError, openAppendNoFollow } from './run-files.js';
+import { fileError, openAppendNoFollow } from '../util/files.js';
 
 /** A row as read back (any version's fields); the trainer's rows are typed by train/step-metrics.ts. */
 export type MetricsRow = Record<string, number | string | boolean | null>;

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { errCode } from './fsutil.js';
-import { fileError } from './run-files.js';
+import { fileError } from '../util/files.js';
 
 export const LOCK_FILE = '.lock';
 

@@ -1,6 +1,5 @@
 /** Writing a report: load run directories, render the HTML, write it atomically, return the summaries. */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from '../util/files.js';
 import { renderReport, type ReportOptions } from './html.js';
 import { loadRuns, summarizeRun, type RunSummary } from './runs.js';
 
@@ -11,9 +10,6 @@ export { describeSchedule, formatSummaryTable, loadRun, loadRuns, summarizeRun, 
 export function writeReport(dirs: readonly string[], out: string, opts: ReportOptions = {}): RunSummary[] {
   const runs = loadRuns(dirs);
   const html = renderReport(runs, opts);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.tmp-${process.pid}`;
-  writeFileSync(tmp, html);
-  renameSync(tmp, out);
+  writeFileAtomic(out, html);
   return runs.map(summarizeRun);
 }

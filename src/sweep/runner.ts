@@ -12,7 +12,7 @@
  * group so a terminal's Ctrl-C reaches them only through the sweep (twice would abort them at once).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -23,6 +23,7 @@ import { trainConfigSchema } from '../train/config.js';
 import { diffPaths, RESUMABLE_CHANGES } from '../train/resume.js';
 import type { PlannedRun, SweepPlan } from './spec.js';
 import { inspectRun, type RunState } from './state.js';
+import { writeFileAtomic } from '../util/files.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/adabatch.js', import.meta.url));
 
@@ -165,7 +166,7 @@ export class SweepRunner {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, `${run.id}.yaml`);
     const header = `# Written by adabatch sweep${this.opts.file ? ` from ${this.opts.file}` : ''} (run ${run.id}); edit the sweep file, not this.\n`;
-    writeFileSync(path, header + YAML.stringify(run.raw));
+    writeFileAtomic(path, header + YAML.stringify(run.raw));
     return path;
   }
 

@@ -13,7 +13,7 @@ import { checkpointName, pruneCheckpoints, tensorsWithPrefix, type CheckpointDat
 import { ADAMW_PREFIX } from '../io/checkpoint-format.js';
 import type { ModelConfig } from '../model/config.js';
 import type { EngineState, TrainEngine } from '../parallel/engine.js';
-import { fileError } from '../io/run-files.js';
+import { fileError } from '../util/files.js';
 import { UserError } from '../util/errors.js';
 import type { LoopState } from './trainer.js';
 

@@ -13,7 +13,7 @@ import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { listCheckpoints, readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
-import { fileError, isSymlink, writeFileAtomic } from '../io/run-files.js';
+import { fileError, isSymlink, writeFileAtomic } from '../util/files.js';
 import { RunLock } from '../io/run-lock.js';
 import { loadModelDir, type LoadedModel } from '../io/hf.js';
 import { MetricsWriter, readMetrics } from '../io/metrics.js';
