@@ -265,16 +265,23 @@ test('edited config.json, trainer state and manifest', () => {
 test('a config that the checksums vouch for but that disagrees with the tensors is a shape error', () => {
   // Simulates a checkpoint written with a consistent manifest but wrong config (e.g. a hand edit
   // followed by re-hashing): the tensor check, not the checksum, must catch it.
-  const parent = freshDir();
-  const dir = writeCheckpoint(parent, 'step-00000001', content(microConfig(), 1));
-  const cfgPath = join(dir, 'config.json');
-  const cfg = readFileSync(cfgPath, 'utf8').replace('"intermediate_size": 48', '"intermediate_size": 64');
-  writeFileSync(cfgPath, cfg);
-  const manifestPath = join(dir, 'checksums.json');
-  const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: Record<string, { size: number; sha256: string }> };
-  m.files['config.json'] = { size: Buffer.byteLength(cfg), sha256: createHash('sha256').update(cfg).digest('hex') };
-  writeFileSync(manifestPath, JSON.stringify(m));
-  assertUserError(() => readCheckpoint(dir), /model\.safetensors/, /mlp\.gate_proj\.weight' has shape \[48, 32\]/, /needs \[64, 32\]/);
+  const withFfn = (ffn: number): string => {
+    const parent = freshDir();
+    const dir = writeCheckpoint(parent, 'step-00000001', content(microConfig(), 1));
+    const cfgPath = join(dir, 'config.json');
+    const cfg = readFileSync(cfgPath, 'utf8').replace('"intermediate_size": 48', `"intermediate_size": ${ffn}`);
+    writeFileSync(cfgPath, cfg);
+    const manifestPath = join(dir, 'checksums.json');
+    const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: Record<string, { size: number; sha256: string }> };
+    m.files['config.json'] = { size: Buffer.byteLength(cfg), sha256: createHash('sha256').update(cfg).digest('hex') };
+    writeFileSync(manifestPath, JSON.stringify(m));
+    return dir;
+  };
+  assertUserError(() => readCheckpoint(withFfn(32)), /model\.safetensors/, /mlp\.gate_proj\.weight' has shape \[48, 32\]/, /needs \[32, 32\]/);
+  // A config describing more parameters than model.safetensors can hold is refused before any tensor is looked at.
+  for (const read of [readCheckpoint, verifyCheckpoint]) {
+    assertUserError(() => read(withFfn(64)), /config\.json: fields .*intermediate_size 64.* describe \d+ parameters, at least \d+ bytes as F32, but .*model\.safetensors has only \d+ bytes/);
+  }
 });
 
 test('listCheckpoints orders by step and ignores temporaries and unrelated directories', () => {

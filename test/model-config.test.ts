@@ -2,9 +2,9 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { RefBackend } from '../src/backend/ref/index.js';
-import { modelConfig, PRESETS } from '../src/model/config.js';
+import { MODEL_LIMITS, modelConfig, type ModelConfig, modelSizes, PRESETS } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
-import { Llama } from '../src/model/llama.js';
+import { Llama, MAX_ROPE_ENTRIES } from '../src/model/llama.js';
 import { estimateMemory } from '../src/model/memory.js';
 import { AdamW, ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 import { LocalReplica } from '../src/parallel/local-replica.js';
@@ -77,4 +77,54 @@ test('the memory check refuses what does not fit and names the largest micro bat
   assert.equal(checkMemory(cfg, 8, opts, e8.total + 1).total, e8.total);
   assert.throws(() => checkMemory(modelConfig('tinyllama'), 1, opts, 1e9), /no micro batch fits/);
   assert.throws(() => checkMemory(cfg, 8, { ...opts, ranksInProcess: 2 }, e8.total * 1.5), /2 ranks in this process/);
+});
+
+test('absurd sizes are refused by field, before anything is built, with the limit and why', () => {
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ n_layers: 100_000_000 }, /model\.n_layers: must be at most 4,096 \(the deepest published models/],
+    [{ seq_len: 1e12 }, /model\.seq_len: must be at most 16,777,216/],
+    [{ vocab: 2 ** 23 }, /model\.vocab: must be at most 4,194,304/],
+    [{ d_model: 2 ** 17 }, /model\.d_model: must be at most 65,536/],
+    [{ ffn_dim: 2 ** 19 }, /model\.ffn_dim: must be at most 262,144/],
+    [{ n_heads: 2 ** 16, n_kv_heads: 1 }, /model\.n_heads: must be at most 32,768/],
+    // Within each field's limit, too large together: one block beyond a typed array, or too many parameters.
+    [{ d_model: 65536, n_heads: 2, n_kv_heads: 2, ffn_dim: 262144 }, /model\.d_model: one transformer block .* has \d+ elements, more than 2\^32/],
+    [{ vocab: 4_000_000, d_model: 4096, n_heads: 32, n_kv_heads: 8 }, /model\.vocab: the embedding \(vocab × d_model = 4000000 × 4096\)/],
+    [{ n_layers: 4096, d_model: 16384, n_heads: 128, n_kv_heads: 8, ffn_dim: 65536 }, /model\.n_layers: the model would have 1\.\d+e\+13 parameters, more than the limit of 2\^41/],
+  ];
+  for (const [override, re] of bad) {
+    const t0 = performance.now();
+    assert.throws(() => modelConfig('tiny', override as never), (e: Error) => e instanceof UserError && re.test(e.message), JSON.stringify(override));
+    assert.ok(performance.now() - t0 < 1000, 'refused at once');
+  }
+  // The largest real shapes pass: Llama 3.1 405B.
+  const big = modelConfig(undefined, { vocab: 128256, d_model: 16384, n_layers: 126, n_heads: 128, n_kv_heads: 8, ffn_dim: 53248, seq_len: 131072 });
+  assert.ok(modelSizes(big).paramCount > 4.05e11 && modelSizes(big).paramCount < 4.06e11);
+  assert.equal(MODEL_LIMITS.n_layers, 4096);
+});
+
+test('modelSizes (O(1)) equals what buildLayout enumerates', () => {
+  const configs: ModelConfig[] = [...Object.keys(PRESETS).map((p) => modelConfig(p)), modelConfig('tiny', { d_model: 96, n_heads: 3, n_kv_heads: 1, ffn_dim: 250, vocab: 1001 }), modelConfig('A', { tie_embeddings: false, ffn_dim: 7 })];
+  for (const c of configs) {
+    const layout = buildLayout(c);
+    const s = modelSizes(c);
+    assert.equal(s.paramCount, layout.paramCount);
+    assert.equal(s.embedUnit, layout.units[layout.embedUnit]!.size);
+    assert.equal(s.blockUnit, layout.units[1]!.size);
+    assert.equal(s.headUnit, layout.units[layout.headUnit]!.size);
+  }
+});
+
+test('Llama refuses rotary tables beyond the limit, and a config that bypassed the schema, before allocating', () => {
+  const be = new RefBackend();
+  const base = be.liveBytes();
+  // Accepted by the schema (seq_len ≤ 2^24), but 2^24 positions × 64 = 2^30 entries per table.
+  const long = modelConfig('tiny', { seq_len: 2 ** 24, n_heads: 1, n_kv_heads: 1 });
+  assert.ok(long.seq_len * 64 > MAX_ROPE_ENTRIES);
+  assert.throws(() => new Llama(be, long), (e: Error) => e instanceof UserError && /model\.seq_len: 16777216 positions × head_dim\/2 = 64 need rotary tables of 1073741824 entries/.test(e.message));
+  const bypass = { ...modelConfig('tiny'), seq_len: 1e12 } as ModelConfig;
+  assert.throws(() => new Llama(be, bypass), (e: Error) => e instanceof UserError && /model\.seq_len: 1000000000000 is not an integer in 1\.\.16777216/.test(e.message));
+  const layers = { ...modelConfig('tiny'), n_layers: 1e8 } as ModelConfig;
+  assert.throws(() => new Llama(be, layers), (e: Error) => e instanceof UserError && /model\.n_layers: 100000000/.test(e.message));
+  assert.equal(be.liveBytes(), base, 'nothing was allocated');
 });

@@ -16,20 +16,24 @@
  * size and SHA-256), fsyncs, and renames the directory into place. All ranks must see the same
  * filesystem (one machine, or a shared filesystem across machines).
  *
- * Reading consolidates: readShardedCheckpoint returns whole tensors by Hugging Face name, so a
+ * Reading consolidates: readShardedTensors returns whole tensors by Hugging Face name, so a
  * checkpoint written by N ranks resumes on M ranks (DDP or FSDP, any M) from the consolidated state,
- * and `adabatch checkpoint consolidate` writes the one-file Hugging Face form.
+ * and `adabatch checkpoint consolidate` writes the one-file Hugging Face form. Before anything is
+ * allocated, the index must list exactly the file names rank r of J writes, in rank order (a file
+ * listed twice or in another rank's place is refused), ranks ≤ MAX_SHARD_RANKS and equal to the
+ * manifest's, and the shard files must be large enough for config.json's parameters; each shard's
+ * own metadata (rank, ranks) must then match its place (checkShardFiles checks it for verify).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostArray } from '../backend/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { buildLayout, type ModelLayout } from '../model/layout.js';
 import { UserError } from '../util/errors.js';
 import { ADAMW_PREFIX, CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointManifest, MANIFEST_FILE, recoverInterruptedWrites, SHARD_INDEX_FILE, writeTensorFile } from './checkpoint-format.js';
-import { type FileDigest, fsyncDir, removeTree, writeFileDurable } from './fsutil.js';
-import { hfConfigFromModel, type HfTokenIds } from './hf-config.js';
-import { readSafetensorsFile, type TensorToWrite } from './safetensors.js';
+import { type FileDigest, fsyncDir, parseJsonStrict, regularFileSize, removeTree, writeFileDurable } from './fsutil.js';
+import { checkConfigFitsWeights, hfConfigFromModel, type HfTokenIds } from './hf-config.js';
+import { readSafetensorsFile, readSafetensorsHeader, type TensorToWrite } from './safetensors.js';
 export const SHARD_INDEX_FORMAT = 'adabatch-fsdp-shards';
 
 const pad5 = (n: number): string => String(n).padStart(5, '0');
@@ -102,7 +106,7 @@ export async function writeShardedCheckpoint(parentDir: string, name: string, c:
   files[modelShardFile(rank, J)] = writeTensorFile(tmp, modelShardFile(rank, J), shardTensors('', c.params, sizes), { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
   if (c.optimizer) {
     const t = [...shardTensors(ADAMW_PREFIX.m, c.optimizer.m, sizes), ...shardTensors(ADAMW_PREFIX.v, c.optimizer.v, sizes)];
-    files[optimizerShardFile(rank, J)] = writeTensorFile(tmp, optimizerShardFile(rank, J), t, { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J), ...c.optimizer.metadata });
+    files[optimizerShardFile(rank, J)] = writeTensorFile(tmp, optimizerShardFile(rank, J), t, { ...c.optimizer.metadata, format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
   }
   writeFileDurable(join(tmp, digestSidecar(rank)), JSON.stringify(files));
   await comm.barrier();
@@ -143,29 +147,108 @@ export async function writeShardedCheckpoint(parentDir: string, name: string, c:
   return finalDir;
 }
 
-function readIndex(dir: string, text: string, config: ModelConfig): ShardIndex {
-  const path = join(dir, SHARD_INDEX_FILE);
-  let idx: ShardIndex;
-  try {
-    idx = JSON.parse(text) as ShardIndex;
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (idx.format !== SHARD_INDEX_FORMAT || idx.version !== 1) throw new UserError(`${path}: not an adabatch shard index (format ${JSON.stringify(idx.format)}, version ${JSON.stringify(idx.version)})`);
-  if (!Number.isInteger(idx.ranks) || idx.ranks < 1) throw new UserError(`${path}: 'ranks' must be a positive integer`);
-  const layout = buildLayout(config);
-  const sizes = shardSizes(layout, idx.ranks);
-  if (!Array.isArray(idx.units) || idx.units.length !== layout.units.length) throw new UserError(`${path}: ${idx.units?.length} units, but config.json's model has ${layout.units.length}`);
-  idx.units.forEach((u, i) => {
-    if (u.size !== layout.units[i]!.size || u.shard_size !== sizes[i]) throw new UserError(`${path}: unit ${i} has size ${u.size} / shard ${u.shard_size}, config.json's model gives ${layout.units[i]!.size} / ${sizes[i]}`);
+/** Most ranks a sharded checkpoint may have: shard file names carry 5-digit rank numbers. */
+export const MAX_SHARD_RANKS = 99_999;
+
+/**
+ * The files of one list (model or optimizer shards) exist, have the sizes the manifest records, and
+ * together can hold `perParam` float32 values per parameter of the config: checked before anything
+ * is allocated from the config or the files.
+ */
+function checkListFits(dir: string, files: readonly string[], manifest: CheckpointManifest | undefined, config: ModelConfig, perParam: number): void {
+  const sizes = files.map((file) => {
+    const path = join(dir, file);
+    const size = regularFileSize(path, manifest ? MANIFEST_FILE : SHARD_INDEX_FILE);
+    const expect = manifest?.files[file];
+    if (expect && size !== expect.size) throw new UserError(`${path}: size is ${size} bytes, the checkpoint manifest records ${expect.size} (truncated or modified)`);
+    return { path, size };
   });
-  if (!Array.isArray(idx.model) || idx.model.length !== idx.ranks || (idx.optimizer.length !== 0 && idx.optimizer.length !== idx.ranks)) throw new UserError(`${path}: file lists do not match 'ranks' (${idx.ranks})`);
+  checkConfigFitsWeights(config, join(dir, CHECKPOINT_FILES.config), sizes, 4 * perParam, perParam === 1 ? 'F32' : `F32 (${perParam} values per parameter)`);
+}
+
+/**
+ * Parses and validates shard_index.json against config.json (and the manifest, when given): ranks
+ * within 1..MAX_SHARD_RANKS and equal to the manifest's; the file lists exactly the names each rank
+ * writes, in rank order (so no file is listed twice or stands for another rank's slice), every one
+ * listed in the manifest; the unit count and sizes those of the config's layout; and the model shards
+ * large enough for the config's parameters, checked before the layout is built.
+ */
+function readIndex(dir: string, text: string, config: ModelConfig, manifest?: CheckpointManifest): ShardIndex {
+  const path = join(dir, SHARD_INDEX_FILE);
+  const raw = parseJsonStrict(text, path);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object`);
+  const idx = raw as ShardIndex;
+  if (idx.format !== SHARD_INDEX_FORMAT || idx.version !== 1) throw new UserError(`${path}: not an adabatch shard index (format ${JSON.stringify(idx.format)}, version ${JSON.stringify(idx.version)})`);
+  if (!Number.isInteger(idx.ranks) || idx.ranks < 1 || idx.ranks > MAX_SHARD_RANKS) throw new UserError(`${path}: 'ranks' = ${JSON.stringify(idx.ranks)} must be an integer from 1 to ${MAX_SHARD_RANKS}`);
+  const J = idx.ranks;
+  if (manifest && manifest.ranks !== J) throw new UserError(`${path}: 'ranks' is ${J}, but ${MANIFEST_FILE} records ${JSON.stringify(manifest.ranks)}`);
+  const checkList = (field: 'model' | 'optimizer', nameOf: (r: number, J: number) => string, optional: boolean): void => {
+    const list = idx[field] as unknown;
+    if (!Array.isArray(list) || (list.length !== J && !(optional && list.length === 0))) {
+      throw new UserError(`${path}: '${field}' must list ${optional ? 'no files or ' : ''}one file per rank (${J}), got ${Array.isArray(list) ? list.length : JSON.stringify(list)}`);
+    }
+    list.forEach((name: unknown, r) => {
+      const want = nameOf(r, J);
+      if (name !== want) {
+        const twice = list.indexOf(name) !== r ? ', which is listed twice' : '';
+        throw new UserError(`${path}: '${field}'[${r}] is ${JSON.stringify(name)}${twice}; rank ${r} of ${J} writes ${want}`);
+      }
+      if (manifest && !Object.hasOwn(manifest.files, want)) throw new UserError(`${join(dir, MANIFEST_FILE)}: does not list ${want} (named in ${SHARD_INDEX_FILE})`);
+    });
+  };
+  checkList('model', modelShardFile, false);
+  checkList('optimizer', optimizerShardFile, true);
+  // Nothing is enumerated from the config before its unit count and parameter count are checked.
+  const nUnits = config.n_layers + 2;
+  if (!Array.isArray(idx.units) || idx.units.length !== nUnits) throw new UserError(`${path}: ${Array.isArray(idx.units) ? idx.units.length : 'no'} units, but config.json's model has ${nUnits}`);
+  checkListFits(dir, idx.model, manifest, config, 1);
+  const layout = buildLayout(config);
+  const sizes = shardSizes(layout, J);
+  idx.units.forEach((u, i) => {
+    const ok = u !== null && typeof u === 'object' && u.index === i && u.size === layout.units[i]!.size && u.shard_size === sizes[i];
+    if (!ok) throw new UserError(`${path}: unit ${i} is ${JSON.stringify(u)}, config.json's model gives {"index": ${i}, "size": ${layout.units[i]!.size}, "shard_size": ${sizes[i]}}`);
+  });
   return idx;
 }
 
-/** Validates the shard index against the model (throws UserError naming the problem). */
-export function checkShardIndex(dir: string, indexText: string, config: ModelConfig): ShardIndex {
-  return readIndex(dir, indexText, config);
+/** A shard file's metadata names the rank and rank count it was written by: they must be its place in the index. */
+function checkShardMetadata(path: string, metadata: Record<string, string>, rank: number, ranks: number): void {
+  if (metadata.format !== SHARD_INDEX_FORMAT || metadata.rank !== String(rank) || metadata.ranks !== String(ranks)) {
+    const said = `format ${JSON.stringify(metadata.format)}, rank ${JSON.stringify(metadata.rank)} of ${JSON.stringify(metadata.ranks)}`;
+    throw new UserError(`${path}: its metadata says ${said}, but ${SHARD_INDEX_FILE} lists it as rank ${rank} of ${ranks} (a shard file copied or renamed?)`);
+  }
+}
+
+/** Validates the shard index against the model and the manifest (throws UserError naming the problem). */
+export function checkShardIndex(dir: string, indexText: string, config: ModelConfig, manifest?: CheckpointManifest): ShardIndex {
+  return readIndex(dir, indexText, config, manifest);
+}
+
+/**
+ * Checks every shard file's header without loading tensors: its metadata names its own rank and the
+ * rank count, and it holds each unit's slice as F32[shard_size]. Optimizer shards only if `withOptimizer`.
+ */
+export function checkShardFiles(dir: string, idx: ShardIndex, withOptimizer: boolean): void {
+  const lists: Array<[string[], string[]]> = [[idx.model, ['']]];
+  if (withOptimizer && idx.optimizer.length) lists.push([idx.optimizer, [ADAMW_PREFIX.m, ADAMW_PREFIX.v]]);
+  for (const [files, prefixes] of lists) {
+    files.forEach((file, r) => {
+      const path = join(dir, file);
+      const fd = openSync(path, 'r');
+      try {
+        const h = readSafetensorsHeader(path, fd);
+        checkShardMetadata(path, h.metadata, r, idx.ranks);
+        for (const prefix of prefixes) {
+          idx.units.forEach((u, i) => {
+            const t = h.tensors.get(`${prefix}unit.${i}`);
+            if (!t || t.dtype !== 'F32' || t.shape.length !== 1 || t.shape[0] !== u.shard_size) throw new UserError(`${path}: tensor '${prefix}unit.${i}' is missing or not F32[${u.shard_size}]`);
+          });
+        }
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
 }
 
 /**
@@ -173,15 +256,18 @@ export function checkShardIndex(dir: string, indexText: string, config: ModelCon
  * AdamW moments as exp_avg.<name> / exp_avg_sq.<name>. Every file is verified against the manifest.
  */
 export function readShardedTensors(dir: string, manifest: CheckpointManifest, config: ModelConfig, indexText: string, withOptimizer: boolean): { model: Map<string, Float32Array>; optimizer: Map<string, HostArray> | null; optimizerMetadata: Record<string, string> | null } {
-  const idx = readIndex(dir, indexText, config);
+  const idx = readIndex(dir, indexText, config, manifest);
   const layout = buildLayout(config);
   const assemble = (fileList: string[], prefixes: string[]): { out: Map<string, Float32Array>; metadata: Record<string, string> } => {
+    // The whole tensors are allocated up front: only once the files are known to be large enough.
+    checkListFits(dir, fileList, manifest, config, prefixes.length);
     const flats = prefixes.map(() => layout.units.map((u) => new Float32Array(u.size)));
     let metadata: Record<string, string> = {};
     fileList.forEach((file, r) => {
       const expect = manifest.files[file];
       if (!expect) throw new UserError(`${join(dir, MANIFEST_FILE)}: does not list ${file}`);
       const f = readSafetensorsFile(join(dir, file), { expect });
+      checkShardMetadata(join(dir, file), f.metadata, r, idx.ranks);
       if (r === 0) metadata = f.metadata;
       prefixes.forEach((prefix, p) => {
         layout.units.forEach((u, i) => {

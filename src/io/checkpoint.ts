@@ -52,9 +52,9 @@ import type { ModelConfig } from '../model/config.js';
 import type { UnitBuffers } from '../model/params.js';
 import { UserError } from '../util/errors.js';
 import { CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointManifest, DELETING_PREFIX, MANIFEST_FILE, recoverInterruptedWrites, REPLACED_PREFIX, SHARD_INDEX_FILE, TMP_PREFIX, writeTensorFile } from './checkpoint-format.js';
-import { type FileDigest, errCode, fsyncDir, removeTree, sha256Bytes, sha256File, writeFileDurable } from './fsutil.js';
-import { checkTensorSet, expectedModelTensors, type FoundTensor, hfConfigFromModel, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
-import { checkShardIndex, readShardedTensors } from './checkpoint-sharded.js';
+import { type FileDigest, errCode, fsyncDir, MAX_JSON_FILE_BYTES, MAX_TEXT_FILE_BYTES, parseJsonStrict, readSmallTextFile, regularFileSize, removeTree, sha256Bytes, sha256File, writeFileDurable } from './fsutil.js';
+import { checkConfigFitsWeights, checkTensorSet, expectedModelTensors, type FoundTensor, hfConfigFromModel, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
+import { checkShardFiles, checkShardIndex, MAX_SHARD_RANKS, readShardedTensors } from './checkpoint-sharded.js';
 import { bytesToFloat32, readSafetensorsFile, readSafetensorsHeader, SafetensorsError, type TensorToWrite } from './safetensors.js';
 
 /** One tensor to write. `data` may be a function, called right before the tensor is written. */
@@ -298,20 +298,15 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /** Reads and validates `<dir>/checksums.json`. */
 export function readManifest(dir: string): CheckpointManifest {
   const path = join(dir, MANIFEST_FILE);
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    statSync(path);
   } catch (e) {
     const code = errCode(e);
     if (code === 'ENOENT') throw new UserError(`${path}: missing, so ${dir} is not a complete adabatch checkpoint`);
     throw new UserError(`${path}: cannot read (${code})`);
   }
-  let m: Record<string, unknown>;
-  try {
-    m = JSON.parse(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  // Strict JSON: a file listed twice in 'files' would hide one of its two digests.
+  const m = parseJsonStrict(readSmallTextFile(path, 'checkpoint manifest', MAX_JSON_FILE_BYTES), path) as Record<string, unknown>;
   if (!m || typeof m !== 'object' || Array.isArray(m)) throw new UserError(`${path}: expected a JSON object`);
   if (m.format !== CHECKPOINT_FORMAT) throw new UserError(`${path}: field 'format' is ${JSON.stringify(m.format)}, expected "${CHECKPOINT_FORMAT}"`);
   if (typeof m.version !== 'number' || !Number.isInteger(m.version)) throw new UserError(`${path}: field 'version' must be an integer`);
@@ -325,28 +320,39 @@ export function readManifest(dir: string): CheckpointManifest {
   for (const [name, d] of Object.entries(files)) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name) || name === MANIFEST_FILE) throw new UserError(`${path}: invalid file name ${JSON.stringify(name)} in 'files'`);
     const dg = d as Record<string, unknown>;
-    if (!dg || typeof dg !== 'object' || !Number.isInteger(dg.size) || (dg.size as number) < 0 || typeof dg.sha256 !== 'string' || !HEX64.test(dg.sha256)) {
+    if (!dg || typeof dg !== 'object' || !Number.isSafeInteger(dg.size) || (dg.size as number) < 0 || typeof dg.sha256 !== 'string' || !HEX64.test(dg.sha256)) {
       throw new UserError(`${path}: entry for '${name}' must be {size: integer, sha256: 64 hex digits}`);
     }
+  }
+  // The small files are read whole: their recorded sizes must be plausible before anything is read.
+  for (const [name, limit] of SMALL_FILE_LIMITS) {
+    const dg = files[name] as FileDigest | undefined;
+    if (dg && dg.size > limit) throw new UserError(`${path}: records ${name} as ${dg.size} bytes, more than the ${limit} such a file may have (corrupt manifest?)`);
   }
   const required = layout === 'sharded' ? [SHARD_INDEX_FILE, CHECKPOINT_FILES.config, CHECKPOINT_FILES.trainerState] : [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, CHECKPOINT_FILES.trainerState];
   for (const file of required) {
     if (!Object.hasOwn(files, file)) throw new UserError(`${path}: does not list ${file}`);
   }
   const out: CheckpointManifest = { format: CHECKPOINT_FORMAT, version: m.version, layout, step: (m.step as number | null | undefined) ?? null, created: String(m.created ?? ''), files: files as Record<string, FileDigest> };
-  if (layout === 'sharded') out.ranks = m.ranks as number;
+  if (layout === 'sharded') {
+    if (!Number.isInteger(m.ranks) || (m.ranks as number) < 1 || (m.ranks as number) > MAX_SHARD_RANKS) throw new UserError(`${path}: field 'ranks' = ${JSON.stringify(m.ranks)} must be an integer from 1 to ${MAX_SHARD_RANKS} for a sharded checkpoint`);
+    out.ranks = m.ranks as number;
+  }
   return out;
 }
+
+/** Files of a checkpoint that are read whole into memory, and their largest plausible sizes. */
+const SMALL_FILE_LIMITS: ReadonlyArray<[string, number]> = [
+  [CHECKPOINT_FILES.config, MAX_JSON_FILE_BYTES],
+  [SHARD_INDEX_FILE, MAX_JSON_FILE_BYTES],
+  [CHECKPOINT_FILES.trainerState, MAX_TEXT_FILE_BYTES],
+  [CHECKPOINT_FILES.tokenizer, MAX_TEXT_FILE_BYTES],
+];
 
 /** Checks size and hash of a file against the manifest (without loading it). */
 function verifyFile(dir: string, file: string, expect: FileDigest): void {
   const path = join(dir, file);
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch (e) {
-    throw new UserError(`${path}: ${errCode(e) === 'ENOENT' ? 'missing (listed in ' + MANIFEST_FILE + ')' : 'cannot read (' + errCode(e) + ')'}`);
-  }
+  const size = regularFileSize(path, MANIFEST_FILE);
   if (size !== expect.size) throw new UserError(`${path}: size is ${size} bytes, the checkpoint manifest records ${expect.size} (truncated or modified)`);
   const d = sha256File(path);
   if (d.sha256 !== expect.sha256) throw new UserError(`${path}: SHA-256 mismatch: file has ${d.sha256}, the checkpoint manifest records ${expect.sha256} (corrupt or modified)`);
@@ -355,6 +361,9 @@ function verifyFile(dir: string, file: string, expect: FileDigest): void {
 /** Reads a small file, verifying it against the manifest. */
 function readVerifiedText(dir: string, file: string, expect: FileDigest): string {
   const path = join(dir, file);
+  // The size is compared before reading: a huge file is never read into memory.
+  const size = regularFileSize(path, MANIFEST_FILE);
+  if (size !== expect.size) throw new UserError(`${path}: size is ${size} bytes, the checkpoint manifest records ${expect.size} (truncated or modified)`);
   let buf: Buffer;
   try {
     buf = readFileSync(path);
@@ -392,6 +401,18 @@ function checkModelFile(dir: string, config: ModelConfig, infos: ReadonlyMap<str
   if (tiedHead || ignored.length) throw new UserError(`${file}: unexpected tensor '${tiedHead ? 'lm_head.weight' : ignored[0]}' (adabatch checkpoints hold parameters only)`);
 }
 
+/**
+ * model.safetensors has the size the manifest records, and that size can hold the parameters
+ * config.json describes (4 bytes each): checked before anything is read or enumerated from them.
+ */
+function checkModelFileSize(dir: string, manifest: CheckpointManifest, config: ModelConfig): void {
+  const path = join(dir, CHECKPOINT_FILES.model);
+  const size = regularFileSize(path, MANIFEST_FILE);
+  const expect = manifest.files[CHECKPOINT_FILES.model]!;
+  if (size !== expect.size) throw new UserError(`${path}: size is ${size} bytes, the checkpoint manifest records ${expect.size} (truncated or modified)`);
+  checkConfigFitsWeights(config, join(dir, CHECKPOINT_FILES.config), [{ path, size }], 4, 'F32');
+}
+
 export interface ReadCheckpointOptions {
   /** Load (and verify) optimizer.safetensors too (default true). */
   optimizer?: boolean;
@@ -410,6 +431,7 @@ export function readCheckpoint(dir: string, opts: ReadCheckpointOptions = {}): C
     return { dir, manifest, config, hfConfig, tokenIds: hfTokenIds(hfConfig), model: t.model, optimizer: t.optimizer, optimizerMetadata: t.optimizerMetadata, trainerState, tokenizerJson };
   }
 
+  checkModelFileSize(dir, manifest, config);
   const modelFile = readSafetensorsFile(join(dir, F.model), { expect: manifest.files[F.model]! });
   checkModelFile(dir, config, modelFile.infos);
   const model = new Map<string, Float32Array>();
@@ -444,12 +466,14 @@ export function verifyCheckpoint(dir: string, opts: ReadCheckpointOptions = {}):
     if (file === CHECKPOINT_FILES.optimizer && opts.optimizer === false) continue;
     verifyFile(dir, file, digest);
   }
-  const { config } = configOf(dir, readFileSync(join(dir, CHECKPOINT_FILES.config), 'utf8'));
-  parseJsonObject(readFileSync(join(dir, CHECKPOINT_FILES.trainerState), 'utf8'), join(dir, CHECKPOINT_FILES.trainerState));
+  const { config } = configOf(dir, readSmallTextFile(join(dir, CHECKPOINT_FILES.config), 'model configuration', MAX_JSON_FILE_BYTES));
+  parseJsonObject(readSmallTextFile(join(dir, CHECKPOINT_FILES.trainerState), 'trainer state', MAX_TEXT_FILE_BYTES), join(dir, CHECKPOINT_FILES.trainerState));
   if (manifest.layout === 'sharded') {
-    checkShardIndex(dir, readFileSync(join(dir, SHARD_INDEX_FILE), 'utf8'), config);
+    const idx = checkShardIndex(dir, readSmallTextFile(join(dir, SHARD_INDEX_FILE), 'shard index', MAX_JSON_FILE_BYTES), config, manifest);
+    checkShardFiles(dir, idx, opts.optimizer !== false);
     return manifest;
   }
+  checkModelFileSize(dir, manifest, config);
   const path = join(dir, CHECKPOINT_FILES.model);
   const fd = openSync(path, 'r');
   try {

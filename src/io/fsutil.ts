@@ -11,7 +11,7 @@
  * durable; the containing directory must be fsynced too.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 
 /** Size and SHA-256 (lowercase hex) of a file, as recorded in a checkpoint manifest. */
@@ -119,7 +119,9 @@ export function sha256File(path: string): FileDigest {
   }
   try {
     const hash = createHash('sha256');
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${path}: not a regular file`);
+    const size = st.size;
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(size, 1)));
     let pos = 0;
     for (;;) {
@@ -146,4 +148,126 @@ export function removeTree(path: string): void {
 /** The errno code of a filesystem error (ENOENT …), or its message. */
 export function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading small files (JSON, tokenizer) with limits
+
+/**
+ * Largest JSON metadata file read (config.json, checksums.json, shard_index.json,
+ * model.safetensors.index.json): 64 MiB. Real ones are kilobytes (Llama 3.1 405B's index: 100 KB).
+ */
+export const MAX_JSON_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * Largest text file kept as a string (tokenizer.json, trainer_state.json): 256 MiB. Real tokenizers
+ * are under 40 MB; V8 strings stop at 2²⁹ − 24 characters, so a larger file could not be held anyway.
+ */
+export const MAX_TEXT_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Size of a regular file (symbolic links followed), as a UserError naming the file when it is
+ * missing, unreadable or not a regular file. `listedIn` says where the file was named, for messages.
+ */
+export function regularFileSize(path: string, listedIn?: string): number {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = errCode(e);
+    throw new UserError(`${path}: ${code === 'ENOENT' ? 'missing' + (listedIn ? ` (listed in ${listedIn})` : '') : 'cannot read (' + code + ')'}`);
+  }
+  if (!st.isFile()) throw new UserError(`${path}: not a regular file${listedIn ? ` (listed in ${listedIn})` : ''}`);
+  return st.size;
+}
+
+/**
+ * Reads a text file of at most `maxBytes` (checked before reading). Errors are UserErrors:
+ * `<path>: missing (<what>)`, `<path>: N bytes, larger than the M-byte limit for <what> …`.
+ */
+export function readSmallTextFile(path: string, what: string, maxBytes: number): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = errCode(e);
+    throw new UserError(code === 'ENOENT' ? `${path}: missing (${what})` : `${path}: cannot read (${code})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${path}: not a regular file (${what})`);
+    if (st.size > maxBytes) throw new UserError(`${path}: ${st.size} bytes, larger than the ${maxBytes}-byte limit for ${what} (corrupt, or not the right file?)`);
+    const buf = Buffer.allocUnsafe(st.size);
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(fd, buf, done, buf.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.toString('utf8', 0, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * JSON.parse, with problems as a UserError naming `file`: invalid JSON, and a key that appears twice
+ * in one object (JSON.parse would silently keep the last one; in a weight map or a safetensors header
+ * that hides a second tensor of the same name).
+ */
+export function parseJsonStrict(text: string, file: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const dup = duplicateJsonKey(text);
+  if (dup !== null) throw new UserError(`${file}: key ${JSON.stringify(dup)} appears twice in the same JSON object (ambiguous; refusing)`);
+  return value;
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text, or null. `text` must be valid JSON
+ * (parse it first): the scan only tracks strings, braces, brackets and commas.
+ */
+export function duplicateJsonKey(text: string): string | null {
+  const stack: Array<Set<string> | null> = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22) {
+      // a string: find its closing quote (skipping escapes)
+      let j = i + 1;
+      let escaped = false;
+      for (;;) {
+        const c = text.charCodeAt(j);
+        if (c === 0x22) break;
+        if (c === 0x5c) {
+          escaped = true;
+          j += 2;
+        } else j += 1;
+        if (j >= text.length) return null; // not valid JSON: the caller parsed it, so unreachable
+      }
+      if (expectKey) {
+        const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+        const top = stack[stack.length - 1]!;
+        if (top.has(key)) return key;
+        top.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === 0x7b) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (ch === 0x5b) {
+      stack.push(null);
+      expectKey = false;
+    } else if (ch === 0x7d || ch === 0x5d) {
+      stack.pop();
+      expectKey = false;
+    } else if (ch === 0x2c) {
+      expectKey = stack[stack.length - 1] instanceof Set;
+    }
+  }
+  return null;
 }

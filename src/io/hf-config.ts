@@ -7,6 +7,11 @@
  *   hfTokenIds(json)                          → { bos_token_id, eos_token_id, pad_token_id }
  *   expectedModelTensors(config)              → [{ name, shape }] in layout order (HF names)
  *   checkTensorSet(config, found, where)      → throws UserError on missing / unexpected / misshapen
+ *   checkConfigFitsWeights(config, file, files, bytesPerParam, dtypes)   → throws UserError when the
+ *                                             config describes more parameters than the files can hold
+ *
+ * Sizes are bounded by MODEL_LIMITS (src/model/config.ts); a value beyond them is refused naming the
+ * config.json field, before any tensor name is enumerated.
  *
  * Field mapping (HF → ours): vocab_size → vocab, hidden_size → d_model, intermediate_size → ffn_dim,
  * num_hidden_layers → n_layers, num_attention_heads → n_heads, num_key_value_heads → n_kv_heads
@@ -17,7 +22,7 @@
  * naming the file and the field: see REFUSED below and docs/checkpoints.md.
  */
 import { buildLayout } from '../model/layout.js';
-import { modelConfigSchema, type ModelConfig } from '../model/config.js';
+import { modelConfigSchema, type ModelConfig, modelSizes } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 
 /** The config.json we write (and the subset of fields we read). */
@@ -121,6 +126,7 @@ export interface FromHfOptions {
 
 /** Parses a config.json text; a UserError naming the file if it is not a JSON object. */
 export function parseHfConfigText(text: string, file: string): Record<string, unknown> {
+  // Plain JSON.parse: a key given twice takes its last value, as in transformers (json.load).
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -247,8 +253,57 @@ export function modelConfigFromHf(json: unknown, opts: FromHfOptions = {}): Mode
     tie_embeddings: tie,
     init_std: initStd,
   });
-  if (!parsed.success) throw new UserError(`${file}: not a configuration adabatch can run: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  if (!parsed.success) {
+    // Name config.json's own fields (the schema speaks of ours: n_layers ↔ num_hidden_layers …).
+    const given: Record<string, unknown> = { vocab, d_model: d, n_layers: layers, n_heads: heads, n_kv_heads: kvHeads, ffn_dim: ffn, seq_len: seq, rope_theta: ropeTheta, norm_eps: eps, tie_embeddings: tie, init_std: initStd };
+    const problems = parsed.error.issues.map((i) => {
+      const ours = String(i.path[0] ?? '');
+      const hf = HF_FIELD_OF[ours];
+      return hf ? `field '${hf}' = ${JSON.stringify(given[ours])}: ${i.message}` : i.message;
+    });
+    throw new UserError(`${file}: not a configuration adabatch can run: ${problems.join('; ')}`);
+  }
   return parsed.data;
+}
+
+/** config.json's name for each ModelConfig field. */
+const HF_FIELD_OF: Record<string, string> = {
+  vocab: 'vocab_size',
+  d_model: 'hidden_size',
+  n_layers: 'num_hidden_layers',
+  n_heads: 'num_attention_heads',
+  n_kv_heads: 'num_key_value_heads',
+  ffn_dim: 'intermediate_size',
+  seq_len: 'max_position_embeddings',
+  rope_theta: 'rope_theta',
+  norm_eps: 'rms_norm_eps',
+  tie_embeddings: 'tie_word_embeddings',
+  init_std: 'initializer_range',
+};
+
+/** A weight file and its size in bytes. */
+export interface WeightFileSize {
+  path: string;
+  size: number;
+}
+
+/**
+ * Refuses a config that describes more parameters than its weight files can hold, before any tensor
+ * name is enumerated or any buffer allocated from the config: every parameter needs at least
+ * `bytesPerParam` bytes (2 in a Hugging Face directory, whose smallest accepted dtypes are F16 and
+ * BF16; 4 in our checkpoints, which are F32). The parameter count is computed in O(1) (modelSizes).
+ */
+export function checkConfigFitsWeights(config: ModelConfig, configFile: string, files: readonly WeightFileSize[], bytesPerParam: number, dtypes: string): void {
+  const { paramCount } = modelSizes(config);
+  const need = paramCount * bytesPerParam;
+  const have = files.reduce((a, f) => a + f.size, 0);
+  if (need <= have) return;
+  const where = files.length === 1 ? `${files[0]!.path} has only ${have} bytes` : `its ${files.length} weight files (${files[0]!.path}, …) hold only ${have} bytes together`;
+  throw new UserError(
+    `${configFile}: fields vocab_size ${config.vocab}, hidden_size ${config.d_model}, intermediate_size ${config.ffn_dim}, num_hidden_layers ${config.n_layers}, ` +
+      `num_attention_heads ${config.n_heads}, num_key_value_heads ${config.n_kv_heads}, tie_word_embeddings ${config.tie_embeddings} describe ${paramCount} parameters, ` +
+      `at least ${need} bytes as ${dtypes}, but ${where} (the config does not belong to these weights, or a file is truncated)`,
+  );
 }
 
 export interface TensorSpec {

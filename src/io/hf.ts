@@ -16,14 +16,14 @@
  *
  * Every problem is a UserError naming the file and what is wrong with it.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { isCheckpointDir, readCheckpoint } from './checkpoint.js';
 import type { CheckpointManifest } from './checkpoint-format.js';
-import { errCode } from './fsutil.js';
-import { checkTensorSet, expectedModelTensors, type FoundTensor, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
+import { errCode, MAX_JSON_FILE_BYTES, MAX_TEXT_FILE_BYTES, parseJsonStrict, readSmallTextFile, regularFileSize } from './fsutil.js';
+import { checkConfigFitsWeights, checkTensorSet, expectedModelTensors, type FoundTensor, type HfTokenIds, hfTokenIds, modelConfigFromHf, parseHfConfigText } from './hf-config.js';
 import { SafetensorsReader } from './safetensors.js';
 
 export { hfConfigFromModel, modelConfigFromHf, type HfLlamaConfig, type HfTokenIds } from './hf-config.js';
@@ -57,13 +57,8 @@ export interface LoadedModel extends HfModel {
 const INDEX_FILE = 'model.safetensors.index.json';
 const SINGLE_FILE = 'model.safetensors';
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = errCode(e);
-    throw new UserError(code === 'ENOENT' ? `${path}: missing (${what})` : `${path}: cannot read (${code})`);
-  }
+function readText(path: string, what: string, maxBytes = MAX_JSON_FILE_BYTES): string {
+  return readSmallTextFile(path, what, maxBytes);
 }
 
 /** The weight files of an HF directory and, for a sharded one, which file each tensor is said to be in. */
@@ -72,12 +67,9 @@ function weightFiles(dir: string): { files: string[]; weightMap: Map<string, str
   const indexPath = join(dir, INDEX_FILE);
   if (existsSync(indexPath)) {
     const text = readText(indexPath, 'safetensors index');
-    let index: unknown;
-    try {
-      index = JSON.parse(text);
-    } catch (e) {
-      throw new UserError(`${indexPath}: not valid JSON (${(e as Error).message})`);
-    }
+    // Strict: a tensor named twice in weight_map (JSON.parse would keep the last) is refused.
+    const index = parseJsonStrict(text, indexPath);
+    if (index === null || typeof index !== 'object' || Array.isArray(index)) throw new UserError(`${indexPath}: expected a JSON object`);
     const wm = (index as { weight_map?: unknown } | null)?.weight_map;
     if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new UserError(`${indexPath}: field 'weight_map' must be an object {tensor name: shard file}`);
     const weightMap = new Map<string, string>();
@@ -114,9 +106,16 @@ export function loadHfModel(dir: string): HfModel {
   try {
     const found = new Map<string, FoundTensor>();
     const readerOf = new Map<string, SafetensorsReader>();
+    // Every file must exist and be a regular file before any is opened.
+    for (const file of files) regularFileSize(join(dir, file), weightMap ? INDEX_FILE : undefined);
     for (const file of files) {
       const r = SafetensorsReader.open(join(dir, file));
       readers.push(r);
+    }
+    // The headers are read (each bounded by its own file); before any tensor name is enumerated from
+    // config.json, its parameter count must fit in the files (at 2 bytes per parameter, F16/BF16).
+    checkConfigFitsWeights(config, configPath, readers.map((r) => ({ path: r.path, size: r.fileSize })), 2, 'F16/BF16 (the smallest accepted dtypes)');
+    for (const r of readers) {
       for (const [name, t] of r.tensors) {
         const prev = found.get(name);
         if (prev) throw new UserError(`${r.path}: tensor '${name}' is also in ${prev.file}`);
@@ -159,7 +158,7 @@ export function loadHfModel(dir: string): HfModel {
     const result: HfModel = { dir, config, hfConfig, tokenIds: hfTokenIds(hfConfig), tensors, weightFiles: files, storedDtypes, notes };
     if (existsSync(tokenizerPath)) {
       result.tokenizerPath = tokenizerPath;
-      result.tokenizerJson = readText(tokenizerPath, 'tokenizer');
+      result.tokenizerJson = readText(tokenizerPath, 'tokenizer', MAX_TEXT_FILE_BYTES);
     }
     return result;
   } finally {

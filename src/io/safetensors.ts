@@ -60,10 +60,12 @@ export interface SafetensorsHeader {
 
 /** Parses and validates the header of an open file (every range inside the file, none overlapping). */
 export function readSafetensorsHeader(path: string, fd: number): SafetensorsHeader {
-  const fileSize = fstatSync(fd).size;
+  const st = fstatSync(fd);
   const fail = (msg: string): never => {
     throw new SafetensorsError(path, msg);
   };
+  if (!st.isFile()) fail('not a regular file');
+  const fileSize = st.size;
   if (fileSize < 8) fail(`truncated: ${fileSize} bytes, shorter than the 8-byte header length`);
   const lenBuf = Buffer.alloc(8);
   readFully(path, fd, lenBuf, 0);
@@ -95,20 +97,32 @@ export function readSafetensorsHeader(path: string, fd: number): SafetensorsHead
     const dtype = v.dtype as SafeDType;
     if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(v.dtype)}`);
     const shape = v.shape;
-    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0)) fail(`tensor '${name}': invalid shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) fail(`tensor '${name}': invalid shape ${JSON.stringify(shape)}`);
     const offs = v.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) fail(`tensor '${name}': invalid data_offsets`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) fail(`tensor '${name}': invalid data_offsets`);
     const [begin, end] = offs as [number, number];
-    const count = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (end - begin !== count * DTYPE_SIZE[dtype]) fail(`tensor '${name}': data_offsets span ${end - begin} bytes, but ${dtype}[${(shape as number[]).join(', ')}] needs ${count * DTYPE_SIZE[dtype]}`);
+    if (end < begin) fail(`tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataSize) fail(`truncated: tensor '${name}' ends at byte ${end} of the data section, which has only ${dataSize} bytes`);
-    tensors.set(name, { dtype, shape: shape as number[], begin, end });
+    // The element count, without overflowing: it cannot exceed the bytes the data section holds.
+    const dims = shape as number[];
+    let count = dims.includes(0) ? 0 : 1;
+    for (const n of dims) {
+      if (count === 0) break;
+      count *= n;
+      if (count * DTYPE_SIZE[dtype] > dataSize) fail(`tensor '${name}': ${dtype}[${dims.join(', ')}] needs more bytes than the data section's ${dataSize}`);
+    }
+    if (end - begin !== count * DTYPE_SIZE[dtype]) fail(`tensor '${name}': data_offsets span ${end - begin} bytes, but ${dtype}[${dims.join(', ')}] needs ${count * DTYPE_SIZE[dtype]}`);
+    tensors.set(name, { dtype, shape: dims, begin, end });
   }
-  const sorted = [...tensors.entries()].sort((a, b) => a[1].begin - b[1].begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const [prevName, prev] = sorted[i - 1]!;
-    const [name, t] = sorted[i]!;
-    if (t.begin < prev.end && t.end > t.begin && prev.end > prev.begin) fail(`tensors '${prevName}' and '${name}' overlap in the data section (corrupt header)`);
+  // No two tensors may share a byte. Zero-size tensors hold no bytes (they may sit anywhere in
+  // [0, data size], as in the reference implementation) and are left out: left in, one sorted
+  // between two overlapping tensors hid their overlap. The others, sorted by start, must each start
+  // at or after the furthest end so far.
+  const sorted = [...tensors.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let reach: [string, TensorInfo] | null = null;
+  for (const entry of sorted) {
+    if (reach && entry[1].begin < reach[1].end) fail(`tensors '${reach[0]}' and '${entry[0]}' overlap in the data section (corrupt header)`);
+    if (!reach || entry[1].end > reach[1].end) reach = entry;
   }
   return { tensors, metadata, dataStart, fileSize };
 }
@@ -126,6 +140,8 @@ function readFully(path: string, fd: number, dst: Uint8Array, position: number, 
 export class SafetensorsReader {
   readonly tensors: Map<string, TensorInfo>;
   readonly metadata: Record<string, string>;
+  /** The file's size in bytes. */
+  readonly fileSize: number;
   private readonly dataStart: number;
   private fd: number | null;
 
@@ -139,6 +155,7 @@ export class SafetensorsReader {
       this.tensors = h.tensors;
       this.metadata = h.metadata;
       this.dataStart = h.dataStart;
+      this.fileSize = h.fileSize;
     } catch (e) {
       this.close();
       throw e;
@@ -401,15 +418,24 @@ export function readSafetensorsFile(path: string, opts: ReadFileOptions = {}): R
     };
     skipTo(header.dataStart);
     const tensors = new Map<string, RawTensor>();
-    const ordered = [...header.tensors.entries()].sort((a, b) => a[1].begin - b[1].begin);
+    // The header guarantees non-empty ranges do not overlap, so in this order every byte is read
+    // (and hashed) exactly once. Zero-size tensors read nothing and never move `pos` (not even back:
+    // one that starts where an earlier tensor starts would otherwise make bytes be hashed twice).
+    const ordered = [...header.tensors.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
     for (const [name, info] of ordered) {
       const begin = header.dataStart + info.begin;
       const end = header.dataStart + info.end;
-      if (opts.select && !opts.select(name, info)) {
-        skipTo(Math.max(pos, end));
+      const keep = !opts.select || opts.select(name, info);
+      if (end === begin) {
+        if (keep) tensors.set(name, { dtype: info.dtype, shape: info.shape, bytes: new Uint8Array(0) });
+        continue;
+      }
+      if (!keep) {
+        skipTo(end);
         continue;
       }
       skipTo(begin);
+      if (pos !== begin) throw new Error(`${path}: internal error: tensor '${name}' starts at ${begin}, already read up to ${pos}`);
       const bytes = new Uint8Array(new ArrayBuffer(info.end - info.begin));
       readFully(path, fd, bytes, begin, `'${name}'`);
       hash.update(bytes);

@@ -12,9 +12,39 @@
  * and gradients go to a GradSink (which accumulates, takes norms, all-reduces or reduce-scatters).
  */
 import type { AttentionDims, Backend, Tensor } from '../backend/backend.js';
-import { headDim, type ModelConfig } from './config.js';
+import { headDim, MODEL_LIMITS, type ModelConfig, modelSizeProblems } from './config.js';
 import { buildLayout, type ModelLayout, type UnitLayout } from './layout.js';
 import { ropeTables } from './rope.js';
+import { UserError } from '../util/errors.js';
+
+/**
+ * Largest rotary table (seq_len × head_dim/2 entries; there are two, cos and sin): 2²⁸ entries, 1 GiB
+ * each in float32. Llama 3.1's 131,072 positions × 64 take 2²³; the limit allows 4M positions at
+ * head dimension 128.
+ */
+export const MAX_ROPE_ENTRIES = 2 ** 28;
+
+/**
+ * Refuses, naming the field, a config whose buffers cannot be built (a ModelConfig that did not come
+ * through modelConfigSchema, e.g. an object built in code): sizes beyond MODEL_LIMITS or rotary
+ * tables beyond MAX_ROPE_ENTRIES. Nothing is allocated before this check.
+ */
+export function checkModelSize(config: ModelConfig): void {
+  const problems: string[] = [];
+  for (const f of ['vocab', 'd_model', 'n_layers', 'n_heads', 'n_kv_heads', 'ffn_dim', 'seq_len'] as const) {
+    const v = config[f];
+    if (!Number.isInteger(v) || v <= 0 || v > MODEL_LIMITS[f]) problems.push(`model.${f}: ${v} is not an integer in 1..${MODEL_LIMITS[f]}`);
+  }
+  if (problems.length === 0) {
+    for (const p of modelSizeProblems(config)) problems.push(`model.${p.field}: ${p.message}`);
+    const half = headDim(config) / 2;
+    const entries = config.seq_len * half;
+    if (!(entries <= MAX_ROPE_ENTRIES)) {
+      problems.push(`model.seq_len: ${config.seq_len} positions × head_dim/2 = ${half} need rotary tables of ${entries} entries each, more than 2^28 (1 GiB per float32 table); lower seq_len (max_position_embeddings in a config.json)`);
+    }
+  }
+  if (problems.length) throw new UserError(`model too large to build:\n${problems.join('\n')}`);
+}
 
 /**
  * Full (unsharded) parameters of a unit, valid between acquire and release. A replica answers at
@@ -92,6 +122,7 @@ export class Llama {
     private readonly options: LlamaOptions = {},
   ) {
     this.config = config;
+    checkModelSize(config);
     this.layout = buildLayout(config);
     this.recompute = options.recompute ?? false;
     this.hd = headDim(config);
