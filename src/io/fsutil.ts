@@ -13,6 +13,10 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
+import { errCode, fsyncDir } from '../util/files.js';
+
+/** The errno helpers live with the atomic writer (util/files.ts); re-exported for the io layer. */
+export { errCode, fsyncDir };
 
 /** Size and SHA-256 (lowercase hex) of a file, as recorded in a checkpoint manifest. */
 export interface FileDigest {
@@ -99,16 +103,6 @@ export function writeFileDurable(path: string, data: string | Uint8Array): FileD
   }
 }
 
-/** fsyncs a directory so that entries created, renamed or removed in it are durable. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** SHA-256 and size of a file, reading it in 8 MiB chunks. Throws UserError if it cannot be read. */
 export function sha256File(path: string): FileDigest {
   let fd: number;
@@ -143,11 +137,6 @@ export function sha256Bytes(data: Uint8Array | string): string {
 /** Removes a file or directory tree; no error if it does not exist. */
 export function removeTree(path: string): void {
   rmSync(path, { recursive: true, force: true, maxRetries: 3 });
-}
-
-/** The errno code of a filesystem error (ENOENT …), or its message. */
-export function errCode(e: unknown): string {
-  return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 }
 
 // ---------------------------------------------------------------------------------------------
