@@ -142,6 +142,7 @@ export class Tokenizer {
     for (const a of spec.added) this.tokenToId.set(a.content, a.id);
     let maxId = -1;
     for (const id of this.tokenToId.values()) maxId = Math.max(maxId, id);
+    // Bounded by parseTokenizerJson: below 2 × (tokens defined) + 1024, so the arrays below fit the file.
     this.vocabSize = maxId + 1;
     this.idToToken = new Array<string>(this.vocabSize).fill('');
     for (const [tok, id] of spec.vocab) this.idToToken[id] = tok;
@@ -293,20 +294,20 @@ export class Tokenizer {
       for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
       return;
     }
-    const { regex, keepMatches } = this.stages[stage]!;
-    regex.lastIndex = 0;
+    const { finder, keepMatches } = this.stages[stage]!;
     let from = 0;
-    let m: RegExpExecArray | null;
-    while ((m = regex.exec(text)) !== null) {
-      const piece = m[0];
-      if (piece.length === 0) {
+    let at = 0;
+    while (finder.find(text, at)) {
+      const start = finder.start;
+      const end = finder.end;
+      if (end === start) {
         // An empty match cuts nothing; step over one code point and go on.
-        regex.lastIndex += (text.codePointAt(regex.lastIndex) ?? 0) > 0xffff ? 2 : 1;
+        at = end + ((text.codePointAt(end) ?? 0) > 0xffff ? 2 : 1);
         continue;
       }
-      if (m.index > from) this.splitStage(text.slice(from, m.index), stage + 1, out);
-      if (keepMatches) this.splitStage(piece, stage + 1, out);
-      from = m.index + piece.length;
+      if (start > from) this.splitStage(text.slice(from, start), stage + 1, out);
+      if (keepMatches) this.splitStage(finder.piece, stage + 1, out);
+      from = at = end;
     }
     if (from < text.length) this.splitStage(from === 0 ? text : text.slice(from), stage + 1, out);
   }

@@ -16,11 +16,16 @@ export interface SampleOptions {
   /** Keep only the k most likely tokens (0 = all). */
   topK: number;
   seed: number;
+  /**
+   * Sample only ids below this (a model whose embedding is padded past its tokenizer: the extra ids
+   * mean nothing and cannot be decoded). Default: every id.
+   */
+  vocabLimit?: number;
 }
 
-/** Picks a token from logits on the host. */
+/** Picks a token from logits on the host (among the first o.vocabLimit when given). */
 export function sampleToken(logits: Float32Array | Float64Array, o: SampleOptions, rng: Rng): number {
-  const V = logits.length;
+  const V = Math.min(logits.length, o.vocabLimit ?? logits.length);
   if (o.temperature <= 0) {
     let best = 0;
     for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;

@@ -47,7 +47,12 @@ export async function run(argv: string[]): Promise<number> {
   const m = openModel(values.ckpt, backend, (msg) => console.error(msg));
   const tokenizer = values.tokenizer ? loadTokenizer(values.tokenizer) : m.tokenizer;
   if (!tokenizer) throw new UserError(`${m.dir} has no tokenizer.json: pass --tokenizer FILE`);
-  if (tokenizer.vocabSize > m.loaded.config.vocab) throw new UserError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${m.loaded.config.vocab}`);
+  const modelVocab = m.loaded.config.vocab;
+  if (tokenizer.vocabSize > modelVocab) throw new UserError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelVocab}`);
+  // A model may have more ids than its tokenizer (embedding rows padded to a round size): those ids
+  // mean nothing, no text can hold them, and they cannot be decoded, so they are never sampled.
+  const usable = tokenizer.vocabSize;
+  if (usable < modelVocab) console.error(`note: the model has ${modelVocab} token ids and the tokenizer ${usable}: ids ${usable}–${modelVocab - 1} are never sampled`);
   const prompt = tokenizer.encode(values.prompt, { bos: true });
   const room = m.loaded.config.seq_len - prompt.length;
   if (room < 1) throw new UserError(`the prompt is ${prompt.length} tokens; the model's context is ${m.loaded.config.seq_len}`);
@@ -56,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const ids: number[] = [];
   let printed = 0;
   // Decode the whole continuation each time so multi-byte characters split across tokens print whole.
-  gen.generate(prompt, Math.min(maxNew, room), { temperature, topK, seed }, tokenizer.eos, (id) => {
+  const onToken = (id: number): void => {
     if (id === tokenizer.eos) return;
     ids.push(id);
     const text = tokenizer.decode(ids);
@@ -65,7 +70,8 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(safe.slice(printed));
       printed = safe.length;
     }
-  });
+  };
+  gen.generate(prompt, Math.min(maxNew, room), { temperature, topK, seed, vocabLimit: usable }, tokenizer.eos, onToken);
   const text = tokenizer.decode(ids);
   if (text.length > printed) process.stdout.write(text.slice(printed));
   process.stdout.write('\n');
