@@ -16,7 +16,8 @@
 import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { sha256Hex, writeFileAtomic } from './json.js';
+import { writeFileAtomic } from '../util/files.js';
+import { sha256Hex } from './json.js';
 
 export const TOKEN_CACHE_VERSION = 1;
 const MAGIC = Buffer.from('ADABTOK\0', 'latin1');

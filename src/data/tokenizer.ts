@@ -20,7 +20,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { countWords, learnMerges } from './bpe-train.js';
 import { BYTE_TO_CHAR, bytesToSymbols, symbolsToBytes, utf8Decoder, utf8Encoder } from './bytelevel.js';
-import { canonicalJson, sha256Hex, writeFileAtomic } from './json.js';
+import { writeFileAtomic } from '../util/files.js';
+import { canonicalJson, sha256Hex } from './json.js';
 import { buildTokenizerJson, parseTokenizerJson, type AddedTokenSpec, type SplitStage, type TokenizerSpec } from './tokenizer-json.js';
 import { UserError } from '../util/errors.js';
 
