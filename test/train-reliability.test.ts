@@ -4,7 +4,7 @@
  * - --resume: the checkpoint's config is the truth; no checkpoint yet starts afresh; corrupt ones are refused;
  * - --max-restarts: a rank killed twice, restarted from the newest checkpoint, ends where an
  *   uninterrupted run ends;
- * - files are written atomically and never through a symbolic link;
+ * - files are written atomically and never through a symbolic link; a failed checkpoint write names its path;
  * - sizes that are valid alone but absurd for the run are refused up front, naming the field.
  */
 import { strict as assert } from 'node:assert';
@@ -19,6 +19,9 @@ import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
 import { writeFileAtomic } from '../src/util/files.js';
 import { LOCK_FILE, RunLock } from '../src/io/run-lock.js';
+import { createNoiseScaleTracker, createSchedule } from '../src/batch/index.js';
+import type { TrainEngine } from '../src/parallel/engine.js';
+import { Checkpointer } from '../src/train/checkpointer.js';
 import { checkMemory } from '../src/train/memory-check.js';
 import { modelConfig } from '../src/model/config.js';
 import { UserError } from '../src/util/errors.js';
@@ -207,4 +210,32 @@ test('memory check: the micro batch is bounded by the largest batch, and the fit
   const fit = Number(/fits is (\d+)/.exec(message)![1]);
   assert.doesNotThrow(() => checkMemory(mc, fit, o, 2 ** 30));
   assert.throws(() => checkMemory(mc, fit + 1, o, 2 ** 30), /not enough memory/);
+});
+
+test('a checkpoint write that fails for the disk (full, read-only) is one message naming the path; earlier checkpoints stay', async () => {
+  const runDir = tmp();
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', errno: -28 });
+  const engine = { group: { rank: 0 }, adamw: { step: 3 }, saveCheckpoint: () => Promise.reject(enospc) } as unknown as TrainEngine;
+  const checkpointer = new Checkpointer(
+    {
+      runDir,
+      config: { every_samples: 0, every_minutes: 0, keep_last: 2, at_end: true },
+      engine,
+      schedule: createSchedule({ schedule: 'constant', batch: 8 }),
+      noise: createNoiseScaleTracker({ schedule: 'constant', batch: 8 }),
+      modelConfig: modelConfig('tiny'),
+      fullConfig: {},
+      tokenizerJson: null,
+      tokenizerHash: null,
+      tokenIds: {},
+      cursorAt: null,
+      seed: 0,
+    },
+    0,
+  );
+  await assert.rejects(checkpointer.save({ step: 3, samples: 24, tokens: 768, skippedInARow: 0, elapsedS: 1 }, 1e-3), (e: Error) => e instanceof UserError && e.message === `cannot write the checkpoint ${join(runDir, 'checkpoints', 'step-00000003')}: the disk is full (ENOSPC)`);
+  // A programming error is not dressed up as a disk problem.
+  const bug = new TypeError('boom');
+  (engine as unknown as { saveCheckpoint: () => Promise<never> }).saveCheckpoint = () => Promise.reject(bug);
+  await assert.rejects(checkpointer.save({ step: 4, samples: 32, tokens: 1024, skippedInARow: 0, elapsedS: 1 }, 1e-3), (e: unknown) => e === bug);
 });
