@@ -364,3 +364,12 @@ test('generate refuses a tokenizer.json with a huge id up front, in the model di
   assert.equal(given.status, 2, given.stderr.slice(-500));
   assert.match(given.stderr, /gen-huge\.json: model\.vocab\["foo"\] is 1000000000/);
 });
+
+test("an added token with regex characters, '-' included, is matched literally (the u-flag RegExp refused an escaped '-')", () => {
+  const n = tok.vocabSize;
+  const added = ['<|im-start|>', '<a.b*c+?(d)|[e]{f}^$\\/>'];
+  const t = Tokenizer.fromJSON(variant((j) => added.forEach((content, k) => j.added_tokens.push({ id: n + k, content, special: true }))));
+  const ids = t.encode(`x${added[0]}y${added[1]}z`, { allowSpecial: true });
+  assert.ok(ids.includes(n) && ids.includes(n + 1), `both added tokens are single ids: ${ids.join(' ')}`);
+  assert.equal(t.decode(ids), `x${added[0]}y${added[1]}z`);
+});

@@ -22,6 +22,7 @@ import { LOCK_FILE, RunLock } from '../src/io/run-lock.js';
 import { createNoiseScaleTracker, createSchedule } from '../src/batch/index.js';
 import type { TrainEngine } from '../src/parallel/engine.js';
 import { Checkpointer } from '../src/train/checkpointer.js';
+import { loadTrainConfig } from '../src/train/config.js';
 import { checkMemory } from '../src/train/memory-check.js';
 import { modelConfig } from '../src/model/config.js';
 import { UserError } from '../src/util/errors.js';
@@ -238,4 +239,9 @@ test('a checkpoint write that fails for the disk (full, read-only) is one messag
   const bug = new TypeError('boom');
   (engine as unknown as { saveCheckpoint: () => Promise<never> }).saveCheckpoint = () => Promise.reject(bug);
   await assert.rejects(checkpointer.save({ step: 4, samples: 32, tokens: 1024, skippedInARow: 0, elapsedS: 1 }, 1e-3), (e: unknown) => e === bug);
+});
+
+test('the default config (no data section) resolves to the Brown corpus; a --set value that is not YAML is a UserError naming the key', () => {
+  assert.equal((loadTrainConfig(undefined, []).data as { corpus?: string }).corpus, 'brown');
+  assert.throws(() => loadTrainConfig(undefined, ['seed=[']), (e: Error) => e instanceof UserError && /^--set seed: the value is not valid YAML/.test(e.message));
 });

@@ -63,8 +63,9 @@ const WORD_CACHE_LIMIT = 1 << 20;
 const BOS_NAMES = [DEFAULT_BOS, '<|begin_of_text|>', '<|startoftext|>', '<s>', '<bos>'];
 const EOS_NAMES = [DEFAULT_EOS, '<|end_of_text|>', '<|endoftext|>', '</s>', '<eos>'];
 
+/** Escapes a literal for a u-flag RegExp (which refuses identity escapes such as `\-` outside a class). */
 function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 /** A regex matching any of the tokens, longest first (so leftmost-longest, like Hugging Face), or null for none. */

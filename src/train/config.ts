@@ -64,7 +64,7 @@ export const trainConfigSchema = z
       .prefault({}),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
-    data: dataSchema,
+    data: dataSchema.prefault({}),
     batch: batchConfigSchema,
     lr: lrConfigSchema.prefault({}),
     optim: z
@@ -108,7 +108,12 @@ export function applyOverride(obj: Record<string, unknown>, assignment: string):
   if (eq <= 0) throw new UserError(`--set expects key=value, got '${assignment}'`);
   const path = assignment.slice(0, eq).split('.');
   if (path.some((p) => p === '' || p === '__proto__' || p === 'constructor' || p === 'prototype')) throw new UserError(`--set: invalid key '${assignment.slice(0, eq)}'`);
-  const value = YAML.parse(assignment.slice(eq + 1)) as unknown;
+  let value: unknown;
+  try {
+    value = YAML.parse(assignment.slice(eq + 1)) as unknown;
+  } catch (e) {
+    throw new UserError(`--set ${assignment.slice(0, eq)}: the value is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
   let cur: Record<string, unknown> = obj;
   for (const key of path.slice(0, -1)) {
     const next = cur[key];
