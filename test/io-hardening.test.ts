@@ -380,3 +380,22 @@ test('small files far larger than any real one are refused before they are read'
   editManifest(ck, (mf) => (mf.files['trainer_state.json']!.size = 2 ** 40));
   assertUserError(() => readCheckpoint(ck), [/checksums\.json: records trainer_state\.json as 1099511627776 bytes, more than the 268435456/]);
 });
+
+test('safetensors __metadata__ must be a map of strings (as the format and the reference reader require)', () => {
+  const dir = freshDir();
+  const tensor = { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } };
+  const ok = join(dir, 'ok.safetensors');
+  rawSafetensors(ok, { __metadata__: { format: 'pt' }, ...tensor }, new Uint8Array(4));
+  assert.deepEqual(readSafetensorsFile(ok).metadata, { format: 'pt' });
+  const cases: Array<[unknown, RegExp]> = [
+    [{ format: 1 }, /__metadata__\['format'\] must be a string, got 1/],
+    [{ nested: { a: 'b' } }, /__metadata__\['nested'\] must be a string/],
+    [['pt'], /__metadata__ must be an object of strings/],
+    [null, /__metadata__ must be an object of strings, got null/],
+  ];
+  for (const [metadata, pattern] of cases) {
+    const path = join(dir, 'bad.safetensors');
+    rawSafetensors(path, { __metadata__: metadata, ...tensor }, new Uint8Array(4));
+    assertUserError(() => readSafetensorsFile(path), [pattern]);
+  }
+});

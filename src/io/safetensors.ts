@@ -87,8 +87,11 @@ export function readSafetensorsHeader(path: string, fd: number): SafetensorsHead
   const metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (value && typeof value === 'object') {
-        for (const [k, v] of Object.entries(value as Record<string, unknown>)) metadata[k] = String(v);
+      // The format (and the reference implementation) allows a string → string map only.
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(`__metadata__ must be an object of strings, got ${JSON.stringify(value)?.slice(0, 40)}`);
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`__metadata__['${k.slice(0, 40)}'] must be a string, got ${JSON.stringify(v)?.slice(0, 40)}`);
+        metadata[k] = v as string;
       }
       continue;
     }
