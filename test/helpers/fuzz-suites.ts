@@ -35,6 +35,7 @@ function fuzzTest<T>(s: Suite, name: string, runs: Runs, secs: Secs, arb: () => 
   // node:test's own timeout: the property's time limit, plus shrinking and start-up.
   const timeout = 1000 * (3 * secs[s.mode] + 60);
   test(name, { timeout, ...(opts.todo ? { todo: opts.todo } : {}) }, async (t) => {
+    await s.sandbox.idle();
     coverage.clear();
     const settings = fuzzSettings(s.mode, name, runs, secs);
     const { numRuns } = await runProperty(t as unknown as TestContextLike, s.file, settings, fc.asyncProperty(arb(), body));

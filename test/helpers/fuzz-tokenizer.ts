@@ -382,6 +382,7 @@ export const engineCase: fc.Arbitrary<EngineCase> = fc.record({
 /** Both engines must give the same pieces (or the linear one refuse the pattern with a UserError-free 'unsupported'). */
 export function checkEngineOutcome(e: EngineCase, calls: CallOutcome[]): void {
   const [native, linear] = calls as [CallOutcome, CallOutcome];
+  if (native.kind === 'crash' && native.name !== 'SyntaxError') assert.fail(`patternFinder(…, 'native') threw ${native.name} on /${e.pattern}/: ${native.message}`);
   if (native.kind !== 'ok') return; // not a pattern V8 runs: nothing to compare
   if (linear.kind === 'crash' && linear.name === 'Unsupported') return; // refused by name: parseTokenizerJson turns it into a UserError
   if (linear.kind !== 'ok') assert.fail(`linear engine threw ${linear.name} on /${e.pattern}/: ${linear.message}\n${linear.stack ?? ''}`);

@@ -260,6 +260,11 @@ export class Sandbox {
     return p;
   }
 
+  /** Resolves when no call is in flight (one left behind by an interrupted property finishes within its deadline). */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
   private async runNow(target: string, input: unknown): Promise<Outcome> {
     const child = this.child ?? (await this.start());
     this.cases++;
