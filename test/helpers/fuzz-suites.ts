@@ -70,8 +70,8 @@ export function ioFuzzTests(mode: Mode, file: string): void {
     bases = await writeCheckpointBases(new CaseDirs('io-bases').root);
   });
 
-  fuzzTest(s, 'fuzz: safetensors readers accept exactly the valid files, return their exact bytes and SHA-256, and otherwise throw a SafetensorsError naming the file', { bounded: 200, slow: 6000 }, { bounded: 3, slow: 240 }, () => stRecipe(c), (r) => safetensorsCase(s.sandbox, dirs, r));
-  fuzzTest(s, 'fuzz: checkpoint readers (consolidated and sharded, 1–3 ranks) load exactly what was written or throw a UserError naming the checkpoint, within time and memory bounds', { bounded: 80, slow: 3000 }, { bounded: 3, slow: 300 }, () => ckRecipe(c, bases.length), (r) => checkpointCase(s.sandbox, dirs, bases, r, c));
+  fuzzTest(s, 'fuzz: safetensors readers accept exactly the valid files, return their exact bytes and SHA-256, and otherwise throw a SafetensorsError naming the file', { bounded: 150, slow: 6000 }, { bounded: 3, slow: 240 }, () => stRecipe(c), (r) => safetensorsCase(s.sandbox, dirs, r));
+  fuzzTest(s, 'fuzz: checkpoint readers (consolidated and sharded, 1–3 ranks) load exactly what was written or throw a UserError naming the checkpoint, within time and memory bounds', { bounded: 60, slow: 3000 }, { bounded: 4, slow: 300 }, () => ckRecipe(c, bases.length), (r) => checkpointCase(s.sandbox, dirs, bases, r, c));
   classTests(s, 'safetensors', stClassRecipe, (r) => safetensorsCase(s.sandbox, dirs, r));
   checkpointClassTests(s, dirs, () => bases);
 }
@@ -91,8 +91,8 @@ export function tokenizerFuzzTests(mode: Mode, file: string): void {
   const s = suite(mode, file, ['tokenizer', 'pattern-engines']);
   const dirs = new CaseDirs('tok');
   const c = MAIN;
-  fuzzTest(s, 'fuzz: tokenizer.json loads or is refused naming the file, in bounded time and memory; a loaded tokenizer encodes inside its vocabulary and round-trips text', { bounded: 100, slow: 4000 }, { bounded: 3, slow: 300 }, () => tokRecipe(c), (r) => tokenizerCase(s.sandbox, dirs, r, c));
-  fuzzTest(s, "fuzz: patternFinder's linear engine cuts texts into the same pieces as V8's RegExp", { bounded: 60, slow: 4000 }, { bounded: 2, slow: 180 }, () => engineCase, (e) => engineCaseRun(s.sandbox, e));
+  fuzzTest(s, 'fuzz: tokenizer.json loads or is refused naming the file, in bounded time and memory; a loaded tokenizer encodes inside its vocabulary and round-trips text', { bounded: 80, slow: 4000 }, { bounded: 3, slow: 300 }, () => tokRecipe(c), (r) => tokenizerCase(s.sandbox, dirs, r, c));
+  fuzzTest(s, "fuzz: patternFinder's linear engine cuts texts into the same pieces as V8's RegExp", { bounded: 50, slow: 4000 }, { bounded: 2, slow: 180 }, () => engineCase, (e) => engineCaseRun(s.sandbox, e));
   classTests(s, 'tokenizer', tokClassRecipe, (r, cc) => tokenizerCase(s.sandbox, dirs, r, cc));
 }
 
@@ -102,8 +102,8 @@ export function configFuzzTests(mode: Mode, file: string): void {
   const dirs = new CaseDirs('cfg');
   const c = MAIN;
   before(loadYaml);
-  fuzzTest(s, 'fuzz: config.json is accepted (and then its layout and RoPE tables build in bounded time and memory) or refused naming the file and field', { bounded: 120, slow: 6000 }, { bounded: 2, slow: 180 }, () => hfRecipe(), (r) => hfConfigCase(s.sandbox, dirs, r, c));
-  fuzzTest(s, 'fuzz: training configs from random --set overrides and files are accepted or refused with a UserError naming the field; trainConfigSchema.safeParse never throws', { bounded: 120, slow: 6000 }, { bounded: 2, slow: 180 }, () => trainRecipe(c), (r) => trainConfigCase(s.sandbox, dirs, r));
+  fuzzTest(s, 'fuzz: config.json is accepted (and then its layout and RoPE tables build in bounded time and memory) or refused naming the file and field', { bounded: 100, slow: 6000 }, { bounded: 2, slow: 180 }, () => hfRecipe(), (r) => hfConfigCase(s.sandbox, dirs, r, c));
+  fuzzTest(s, 'fuzz: training configs from random --set overrides and files are accepted or refused with a UserError naming the field; trainConfigSchema.safeParse never throws', { bounded: 100, slow: 6000 }, { bounded: 2, slow: 180 }, () => trainRecipe(c), (r) => trainConfigCase(s.sandbox, dirs, r));
   // A regression check: a config without a `data` section was refused for a while (found by this property).
   fuzzTest(s, 'fuzz: training configs made of valid --set overrides (including none) are accepted', { bounded: 20, slow: 500 }, { bounded: 1, slow: 60 }, () => validTrainRecipe, (r) => trainConfigCase(s.sandbox, dirs, r, true));
   classTests(s, 'config.json', hfClassRecipe, (r, cc) => hfConfigCase(s.sandbox, dirs, r, cc));
