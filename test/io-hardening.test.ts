@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { ADAMW_PREFIX } from '../src/io/checkpoint-format.js';
-import { modelShardFile, optimizerShardFile, type ShardComm, shardSizes, writeShardedCheckpoint } from '../src/io/checkpoint-sharded.js';
+import { modelShardFile, optimizerShardFile, shardSizes, writeShardedCheckpoint } from '../src/io/checkpoint-sharded.js';
 import { hfConfigFromModel, loadHfModel, loadModelDir } from '../src/io/hf.js';
 import { readSafetensorsFile, SafetensorsReader, type TensorToWrite, writeSafetensorsFd } from '../src/io/safetensors.js';
 import { modelConfig, type ModelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { initialParameters } from '../src/model/params.js';
 import { UserError } from '../src/util/errors.js';
+import { fakeShardComms } from './helpers/shard-comms.js';
 import { tempDir } from './helpers/tmp.js';
 
 const freshDir = (): string => tempDir('adabatch-io-hardening-');
@@ -103,31 +104,6 @@ function checkpoint(): string {
   return writeCheckpoint(freshDir(), 'step-00000001', { config, model: initialParameters(buildLayout(config), 5), trainerState: { step: 1 }, step: 1 });
 }
 
-/** In-process communicators for `n` ranks writing one sharded checkpoint together. */
-function comms(n: number): ShardComm[] {
-  let waiting: Array<() => void> = [];
-  let agreed = 0;
-  const barrier = (): Promise<void> =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      if (waiting.length === n) {
-        const all = waiting;
-        waiting = [];
-        for (const w of all) w();
-      }
-    });
-  return Array.from({ length: n }, (_, rank) => ({
-    rank,
-    size: n,
-    barrier,
-    agree: async (v: number): Promise<number> => {
-      if (rank === 0) agreed = v;
-      await barrier();
-      return agreed;
-    },
-  }));
-}
-
 /** A 2-rank sharded checkpoint (with optimizer) of the micro model; returns its directory and the whole parameters. */
 async function shardedCheckpoint(): Promise<{ dir: string; params: Map<string, Float32Array> }> {
   const config = micro();
@@ -148,7 +124,7 @@ async function shardedCheckpoint(): Promise<{ dir: string; params: Map<string, F
     });
   const parent = freshDir();
   const dirs = await Promise.all(
-    comms(J).map((comm) =>
+    fakeShardComms(J).map((comm) =>
       writeShardedCheckpoint(parent, 'step-00000002', { config, params: slice(comm.rank, 1), optimizer: { m: slice(comm.rank, 0.5), v: slice(comm.rank, 0.25) }, trainerState: { step: 2 }, step: 2 }, comm),
     ),
   );

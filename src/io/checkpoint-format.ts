@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type FileDigest, fsyncDir, HashingFileWriter, removeTree } from './fsutil.js';
 import { type TensorToWrite, writeSafetensorsFd } from './safetensors.js';
+import { processAlive } from '../util/process.js';
 
 export const CHECKPOINT_FORMAT = 'adabatch-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -107,11 +108,3 @@ export function recoverInterruptedWrites(parentDir: string, opts: { removeTempor
   return actions;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

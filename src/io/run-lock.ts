@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { errCode } from './fsutil.js';
 import { fileError } from '../util/files.js';
+import { processAlive } from '../util/process.js';
 
 export const LOCK_FILE = '.lock';
 
@@ -20,14 +21,6 @@ interface LockOwner {
   started: string;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errCode(e) === 'EPERM';
-  }
-}
 
 function readOwner(path: string): LockOwner | null {
   try {

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
-import { type ShardComm, writeShardedCheckpoint } from '../../src/io/checkpoint-sharded.js';
+import { writeShardedCheckpoint } from '../../src/io/checkpoint-sharded.js';
 import { writeCheckpoint } from '../../src/io/checkpoint.js';
 import { ADAMW_PREFIX } from '../../src/io/checkpoint-format.js';
 import { modelConfig, type ModelConfig } from '../../src/model/config.js';
@@ -28,6 +28,7 @@ import { initialParameters } from '../../src/model/params.js';
 import { allows, applyEdit, type CallOutcome, type CaseDirs, callsOf, type Classes, coverage, expectNamedOrOk, extremeNumber, type Json, type JsonEdit, type Sandbox, weirdJson, weirdName } from './fuzz.js';
 import { applyStEdits, splitSafetensors, type StEdit, stEdit } from './fuzz-safetensors.js';
 import { digestArrays } from './fuzz-targets.js';
+import { fakeShardComms } from './shard-comms.js';
 
 // ---------------------------------------------------------------------------------------------
 // The valid checkpoints every case starts from
@@ -47,33 +48,6 @@ export interface CkBase {
 /** The micro model of test/io-checkpoint.test.ts: grouped-query attention, untied head. */
 export function microConfig(): ModelConfig {
   return modelConfig(undefined, { vocab: 64, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 48, seq_len: 32, tie_embeddings: false, rope_theta: 5000, norm_eps: 1e-6, init_std: 0.05 });
-}
-
-/** Ranks of a collective write as tasks of this thread: barrier and agree are rendezvous of all ranks. */
-export function fakeShardComms(J: number): ShardComm[] {
-  let waiting: Array<() => void> = [];
-  let agreed = 0;
-  const barrier = (): Promise<void> =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      if (waiting.length === J) {
-        const all = waiting;
-        waiting = [];
-        for (const r of all) r();
-      }
-    });
-  return Array.from({ length: J }, (_, rank) => ({
-    rank,
-    size: J,
-    barrier,
-    async agree(value: number): Promise<number> {
-      if (rank === 0) agreed = value;
-      await barrier();
-      const v = agreed;
-      await barrier();
-      return v;
-    },
-  }));
 }
 
 const listFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f !== 'checksums.json').sort();
