@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { brownDocuments } from '../src/data/brown.js';
 import { GPT2_SPLIT_SOURCE } from '../src/data/bytelevel.js';
-import { onigurumaToJs, patternFinder, type PieceFinder } from '../src/data/tokenizer-json.js';
+import { LOOKAHEAD_HORIZON, onigurumaToJs, patternFinder, type PieceFinder } from '../src/data/tokenizer-json.js';
 import { Tokenizer, trainTokenizer } from '../src/data/tokenizer.js';
 import { hfConfigFromModel } from '../src/io/hf.js';
 import { writeSafetensorsFd } from '../src/io/safetensors.js';
@@ -184,6 +184,30 @@ test('a backtracking Split pattern ((a+)+$ on 42 × "a") encodes in linear time,
   assert.deepEqual(ids[2], ref('aaa'));
   assert.deepEqual(ids[3], ref('baaa'));
   assert.equal(tok.decode(ids[1]!), texts[1]);
+});
+
+test('a Split pattern that scans a whole run before it fails (\\p{L}+\\d|\\p{L}) encodes long runs in bounded time', async () => {
+  // Each find used to scan the whole run for a digit: 32k letters took ~20 s, 100k minutes.
+  const texts = ['a'.repeat(100_000), ' '.repeat(50_000) + 'a'.repeat(50_000) + '1'];
+  const ids = await encodeBounded(withSplit('\\p{L}+\\d|\\p{L}'), texts, 20_000);
+  texts.forEach((t, i) => assert.equal(tok.decode(ids[i]!), t));
+});
+
+test('the linear engine reads windows of the text: pieces across window boundaries are V8\'s; a decision beyond the horizon is the documented one', () => {
+  const same = (pattern: string, text: string): void => assert.equal(cuts(patternFinder(pattern, 'linear'), text), cuts(patternFinder(pattern, 'native'), text), `${pattern} on ${text.length} chars`);
+  const H = LOOKAHEAD_HORIZON;
+  // Surrogate pairs, \b and lookahead captures at every window start and end; pieces longer than a window.
+  same('\\u{1F600}|.', '😀x'.repeat(3 * H) + '😀'.repeat(3 * H));
+  same('\\b\\w|\\B.|\\s', 'ab cde '.repeat(2 * H));
+  same('\\s+(?!\\S)|\\s+|\\S+', ' '.repeat(5 * H) + 'x' + ' \n'.repeat(3 * H) + 'y'.repeat(9 * H));
+  same('\\p{L}+\\d|\\p{L}|\\d', 'a'.repeat(H - 10) + '1' + 'b'.repeat(H - 10) + '2' + 'c'.repeat(H));
+  same('x[^y]*y|.', 'x' + 'z'.repeat(H) + 'y');
+  same('a+$|a', 'a'.repeat(4 * H));
+  // Beyond the horizon a lower-priority alternative wins (V8 would make the whole run one piece).
+  const far = 'x' + 'z'.repeat(4 * H) + 'y';
+  const linear = patternFinder('x[^y]*y|.', 'linear');
+  assert.ok(linear.find(far, 0));
+  assert.deepEqual([linear.start, linear.end], [0, 1]);
 });
 
 test('patterns no linear-time engine runs are refused, naming the pattern and why', () => {

@@ -152,9 +152,23 @@ class LiteralFinder implements PieceFinder {
 }
 
 /**
+ * How far past a search position the linear engine looks (UTF-16 code units): a search reads a
+ * window of text of at least this many code units after its position. A find that no match decides
+ * inside that window (none found, or the match reaches the window's end) is repeated on a window twice
+ * as long, up to the whole text, so every piece that ends inside the window is the piece the full text
+ * gives — except where a higher-priority alternative was still undecided at the window's end: then the
+ * lower-priority match wins. Without the window, a pattern such as `\p{L}+\d|\p{L}` makes each find
+ * scan a whole run of letters, and a run of n letters costs n²; with it a find costs at most
+ * LOOKAHEAD_WINDOW plus the length it consumes, so encoding is linear in the text whatever the pattern.
+ */
+export const LOOKAHEAD_HORIZON = 256;
+const LOOKAHEAD_WINDOW = 2 * LOOKAHEAD_HORIZON;
+
+/**
  * A pattern translated for re2js. A trailing one-character lookahead of a top-level alternative
  * (GPT-2's `\s+(?!\S)`) is run as a capture group that consumes that character (`\s+(?:$|(\s))`);
- * when the group took part in the match, the match ends where the group starts.
+ * when the group took part in the match, the match ends where the group starts. Searches run on
+ * windows of the text (LOOKAHEAD_HORIZON above).
  */
 class LinearFinder implements PieceFinder {
   readonly engine = 'linear';
@@ -162,22 +176,49 @@ class LinearFinder implements PieceFinder {
   end = 0;
   private text = '';
   private matcher: Matcher | null = null;
+  /** The window the matcher reads: text.slice(windowStart, windowEnd), from two code units before the search position it was opened for (context for `\b`). */
+  private windowStart = 0;
+  private windowEnd = 0;
+  /** The search position the window was opened for. */
+  private windowBase = 0;
   constructor(
     readonly source: string,
     private readonly re: RE2JS,
     /** For each capture group (1, 2, …): the code points it can consume, as sorted [lo, hi] pairs. */
     private readonly lookaheads: readonly number[][],
   ) {}
+  private openWindow(text: string, from: number, length: number): Matcher {
+    this.text = text;
+    this.windowBase = from;
+    this.windowStart = Math.max(0, from - 2);
+    this.windowEnd = Math.min(text.length, from + length);
+    const whole = this.windowStart === 0 && this.windowEnd === text.length;
+    this.matcher = this.re.matcher(whole ? text : text.slice(this.windowStart, this.windowEnd));
+    return this.matcher;
+  }
   find(text: string, from: number): boolean {
     if (from > text.length) return false;
-    if (this.matcher === null || this.text !== text) {
-      this.matcher = this.re.matcher(text);
-      this.text = text;
+    let m = this.matcher;
+    // The open window serves a search that has at least the horizon (or the text's end) ahead of it
+    // and not much more, so that no search scans far beyond what it consumes.
+    const ahead = this.windowEnd - from;
+    const reusable = m !== null && this.text === text && from >= this.windowBase && ahead <= LOOKAHEAD_WINDOW && (ahead >= LOOKAHEAD_HORIZON || this.windowEnd === text.length);
+    let length = LOOKAHEAD_WINDOW;
+    if (!reusable) m = this.openWindow(text, from, length);
+    for (;;) {
+      const found = m!.find(from - this.windowStart);
+      if (this.windowEnd === text.length) {
+        if (!found) return false;
+        break;
+      }
+      // Undecided inside the window: no match, or one that the text past the window could change.
+      if (found && m!.end() + this.windowStart < this.windowEnd) break;
+      length = 2 * Math.max(length, this.windowEnd - from);
+      m = this.openWindow(text, from, length);
     }
-    const m = this.matcher;
-    if (!m.find(from)) return false;
-    this.start = m.start();
-    this.end = m.end();
+    const offset = this.windowStart;
+    this.start = m!.start() + offset;
+    this.end = m!.end() + offset;
     if (this.lookaheads.length > 0 && this.end > this.start) {
       // A group can only have consumed the match's last code point: ask for groups only when that could be.
       let p = this.end - 1;
@@ -185,9 +226,9 @@ class LinearFinder implements PieceFinder {
       const last = text.codePointAt(p)!;
       for (let g = 0; g < this.lookaheads.length; g++) {
         if (!inRanges(this.lookaheads[g]!, last)) continue;
-        const s = m.start(g + 1);
+        const s = m!.start(g + 1);
         if (s >= 0) {
-          this.end = s;
+          this.end = s + offset;
           break;
         }
       }
