@@ -319,6 +319,25 @@ test("a shard file whose own metadata names another rank is refused (a copied sh
   }
 });
 
+test('a shard file holding a tensor that is not one of its units is refused', async () => {
+  for (const [kind, extra] of [['model', 'unit.99'], ['model', 'lm_head.weight'], ['optimizer', 'exp_avg.unit.01'], ['optimizer', 'unit.0']] as const) {
+    const { dir } = await shardedCheckpoint();
+    const name = kind === 'model' ? modelShardFile(1, 2) : optimizerShardFile(1, 2);
+    const path = join(dir, name);
+    // The file again, with one more F32[1] tensor at the end of its data section.
+    const bytes = readFileSync(path);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+    const data = bytes.subarray(8 + n);
+    header[extra] = { dtype: 'F32', shape: [1], data_offsets: [data.length, data.length + 4] };
+    rawSafetensors(path, header, Buffer.concat([data, Buffer.alloc(4)]));
+    const forged = readFileSync(path);
+    editManifest(dir, (mf) => (mf.files[name] = { size: forged.length, sha256: sha(forged) }));
+    const re = new RegExp(`${name.replace(/\./g, '\\.')}: unexpected tensor '${extra.replace(/\./g, '\\.')}'`);
+    for (const read of [readCheckpoint, verifyCheckpoint]) assertUserError(() => read(dir), [re]);
+  }
+});
+
 test('a Hugging Face index that names a tensor twice, a file outside the directory, or a directory is refused', () => {
   const config = micro();
   const indexOf = (dir: string): string => join(dir, 'model.safetensors.index.json');

@@ -238,6 +238,7 @@ export function checkShardFiles(dir: string, idx: ShardIndex, withOptimizer: boo
       try {
         const h = readSafetensorsHeader(path, fd);
         checkShardMetadata(path, h.metadata, r, idx.ranks);
+        refuseOtherTensors(path, h.tensors.keys(), prefixes, idx.units.length);
         for (const prefix of prefixes) {
           idx.units.forEach((u, i) => {
             const t = h.tensors.get(`${prefix}unit.${i}`);
@@ -248,6 +249,15 @@ export function checkShardFiles(dir: string, idx: ShardIndex, withOptimizer: boo
         closeSync(fd);
       }
     });
+  }
+}
+
+/** A shard file holds exactly `<prefix>unit.<i>` for each prefix and unit: anything else is not ours. */
+function refuseOtherTensors(path: string, names: Iterable<string>, prefixes: string[], units: number): void {
+  for (const name of names) {
+    const prefix = prefixes.find((p) => name.startsWith(`${p}unit.`));
+    const i = prefix === undefined ? '' : name.slice(prefix.length + 'unit.'.length);
+    if (prefix === undefined || !/^(0|[1-9]\d*)$/.test(i) || Number(i) >= units) throw new UserError(`${path}: unexpected tensor '${name}' (a shard file holds ${prefixes.map((p) => `${p}unit.<i>`).join(' and ')} for the ${units} units only)`);
   }
 }
 
@@ -269,6 +279,7 @@ export function readShardedTensors(dir: string, manifest: CheckpointManifest, co
       const f = readSafetensorsFile(join(dir, file), { expect });
       checkShardMetadata(join(dir, file), f.metadata, r, idx.ranks);
       if (r === 0) metadata = f.metadata;
+      refuseOtherTensors(join(dir, file), f.tensors.keys(), prefixes, layout.units.length);
       prefixes.forEach((prefix, p) => {
         layout.units.forEach((u, i) => {
           const t = f.tensors.get(`${prefix}unit.${i}`);
