@@ -1,8 +1,9 @@
-# The adabatch native addon (N-API, C++17): OpenBLAS sgemm plus vectorised kernels, and the
-# collectives of data parallelism (threads always; MPI when mpi.h is found, see mpi-config.mjs).
+# The adabatch native addon (N-API, C++17): oneDNN matmul (f32 and bf16) plus vectorised kernels,
+# and the collectives of data parallelism (threads always; MPI when mpi.h is found, see
+# mpi-config.mjs). libdnnl is Debian's libdnnl-dev; it runs on libgomp, linked for omp_set_num_threads.
 #
 #   Release: -O3 for x86-64-v3 (AVX2 + FMA; runs on Zen 4 and Intel AVX-512 machines alike,
-#            OpenBLAS picks its own AVX-512 kernels at run time). Never -march=native.
+#            oneDNN picks its own AVX-512 / AMX kernels at run time). Never -march=native.
 #   Debug:   AddressSanitizer build used by `npm run test:asan` (load with LD_PRELOAD=libasan).
 {
   'targets': [
@@ -38,7 +39,7 @@
         '-std=c++17', '-fexceptions', '-march=x86-64-v3', '-mtune=generic',
         '-fopenmp-simd', '-fno-math-errno', '-fno-trapping-math', '-Wall', '-Wextra', '-Wno-unused-parameter',
       ],
-      'libraries': ['-lopenblas', '-lpthread'],
+      'libraries': ['-ldnnl', '-lgomp', '-lpthread'],
       'conditions': [
         ['<!(node mpi-config.mjs available)==1', {
           'sources': ['src/comm_mpi.cc'],

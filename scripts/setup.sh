@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev openmpi-bin libopenmpi-dev chromium)  # chromium: the report tests (headless)
+APT_PACKAGES=(libdnnl-dev openmpi-bin libopenmpi-dev chromium)  # chromium: the report tests (headless)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

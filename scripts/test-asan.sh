@@ -2,7 +2,7 @@
 # `npm run test:asan`: builds the native addon with AddressSanitizer (the Debug configuration of
 # native/binding.gyp, into native/build/Debug; the Release build is left in place) and runs the cpu
 # backend tests against it, once with the AVX-512 kernels and once forcing the AVX2 ones.
-# Node itself is not instrumented, so libasan is preloaded; leak checking is off (V8 and OpenBLAS
+# Node itself is not instrumented, so libasan is preloaded; leak checking is off (V8 and oneDNN
 # keep allocations until exit) and V8 keeps its own SIGSEGV handler.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,5 @@
 #include "context.h"
 
-#include <cblas.h>
 
 #include <new>
 #include <string>

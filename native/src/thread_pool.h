@@ -4,8 +4,8 @@
 //
 // Tasks are handed out dynamically and a worker only counts once it has joined a region: if a
 // worker is descheduled (another process on its core), the caller runs the remaining tasks itself
-// and never waits for a worker that has not started. OpenBLAS runs single-threaded inside tasks
-// (see gemm.h), so the pool is the only source of parallelism and BLAS threads never compete with it.
+// and never waits for a worker that has not started. oneDNN runs single-threaded inside tasks
+// (see gemm.h), so the pool is the only source of parallelism and GEMM threads never compete with it.
 #pragma once
 #include <atomic>
 #include <condition_variable>

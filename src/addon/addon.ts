@@ -89,8 +89,23 @@ export interface NativeAddon {
   mpi: { compiled: boolean; version: string };
   liveBufferCount(): number;
   bufferIsLive(id: number): boolean;
-  /** OpenBLAS build and core, its thread count, and which vector paths our kernels use. */
-  blasConfig(): { config: string; core: string; threads: number; kernels: 'avx512' | 'avx2' };
+  /** The GEMM library (oneDNN), the ISA it dispatches to, its matmul implementations, and which vector paths our own kernels use. */
+  gemmConfig(): GemmConfig;
+}
+
+export interface GemmConfig {
+  /** e.g. "oneDNN 2.6.3". */
+  library: string;
+  /** The instruction set oneDNN dispatches to, e.g. "avx512_core_bf16" (lowered by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA). */
+  isa: string;
+  /** oneDNN's implementation of an f32 matmul, e.g. "brg:avx512_core". */
+  f32Impl: string;
+  /** The same for bf16 inputs; "" when the CPU has no bf16 instructions. */
+  bf16Impl: string;
+  /** Whether bf16 GEMMs run on native bf16 instructions (AVX512_BF16 or AMX). */
+  bf16: boolean;
+  /** Which vector paths our own kernels use (ADABATCH_NO_AVX512=1 forces avx2). */
+  kernels: 'avx512' | 'avx2';
 }
 
 export class NativeAddonMissingError extends Error {

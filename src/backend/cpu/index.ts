@@ -1,5 +1,5 @@
 /**
- * `cpu`: the native backend. Kernels run in the N-API addon under native/ (OpenBLAS sgemm for every
+ * `cpu`: the native backend. Kernels run in the N-API addon under native/ (oneDNN matmul for every
  * matrix product, vectorised C++ for the rest) on 64-byte-aligned buffers kept in a process-global
  * registry. Every call is validated twice: here with the shared checks (the same errors as `ref`),
  * and again in native code against the real allocation, so a bad id, offset, size or dtype is a
@@ -8,8 +8,8 @@
  * Layers and the optimizer run in float32; float64 tensors hold statistics (and may be copied,
  * filled, scaled, added and reduced); int32 tensors hold tokens.
  *
- * Threads: `setThreads(n)` sizes this instance's pool; OpenBLAS runs single-threaded inside it (a
- * large GEMM is split into one block per thread), so BLAS threads and kernel threads never compete.
+ * Threads: `setThreads(n)` sizes this instance's pool; oneDNN runs single-threaded inside it (a
+ * large GEMM is split into one block per thread), so GEMM threads and kernel threads never compete.
  * With several instances in worker_threads (data-parallel ranks), each runs with one thread.
  */
 import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
