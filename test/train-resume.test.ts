@@ -10,6 +10,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { gemmConfig } from '../src/backend/cpu/index.js';
 import { latestValidCheckpoint, readCheckpoint, readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
 import { Progress } from '../src/train/progress.js';
@@ -27,7 +28,7 @@ function tmp(): string {
   return tempDir('adabatch-resume-');
 }
 
-function sets(runDir: string, extra: string[] = []): string[] {
+function baseSets(runDir: string, extra: string[] = []): string[] {
   return [
     `run_dir=${runDir}`,
     'model.preset=tiny',
@@ -48,35 +49,40 @@ function stripClock(rows: Array<Record<string, unknown>>): Array<Record<string, 
   return rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !WALL_CLOCK.includes(k))));
 }
 
-test('N steps + resume + N steps is bit-identical to 2N steps, mid-ramp of the norm test', async () => {
-  const straightDir = join(tmp(), 'straight');
-  const a = await runTrain(loadTrainConfig(undefined, sets(straightDir)), quiet);
-  assert.ok(a.batchChanges.length >= 2, `the batch grows during the run (${JSON.stringify(a.batchChanges)})`);
+const BF16 = gemmConfig().bf16;
 
-  const resumedDir = join(tmp(), 'resumed');
-  let steps = 0;
-  const stopAt = a.batchChanges[1]!.step + 1; // after the first growth: resume mid-ramp
-  const first = await runTrain(loadTrainConfig(undefined, sets(resumedDir)), { ...quiet, shouldStop: () => ++steps >= stopAt });
-  assert.ok(first.stoppedEarly && first.steps === stopAt, `stopped after ${first.steps} steps`);
-  const b = await runTrain(loadResumeConfig(resumedDir, undefined, []), { ...quiet, resume: true });
-  assert.equal(b.resumedFrom !== null, true);
-  assert.equal(b.steps, a.steps);
+for (const precision of ['f32', 'bf16'] as const) {
+  test(`N steps + resume + N steps is bit-identical to 2N steps, mid-ramp of the norm test (precision ${precision})`, { skip: precision === 'bf16' && !BF16 && 'this CPU has no bf16 instructions (precision bf16 is refused here)' }, async () => {
+    const sets = (runDir: string): string[] => baseSets(runDir, [`precision=${precision}`]);
+    const straightDir = join(tmp(), 'straight');
+    const a = await runTrain(loadTrainConfig(undefined, sets(straightDir)), quiet);
+    assert.ok(a.batchChanges.length >= 2, `the batch grows during the run (${JSON.stringify(a.batchChanges)})`);
 
-  const ca = readCheckpoint(a.checkpoint!);
-  const cb = readCheckpoint(b.checkpoint!);
-  for (const [name, t] of ca.model) assert.deepEqual(cb.model.get(name), t, `parameter ${name} is bit-identical`);
-  for (const [name, t] of ca.optimizer!) assert.deepEqual(cb.optimizer!.get(name), t, `optimizer ${name} is bit-identical`);
-  assert.deepEqual(cb.trainerState.schedule, ca.trainerState.schedule);
-  const ra = stripClock(readMetrics(join(straightDir, 'metrics.jsonl')));
-  const rb = stripClock(readMetrics(join(resumedDir, 'metrics.jsonl')));
-  assert.equal(rb.length, ra.length);
-  assert.deepEqual(rb, ra, 'identical metrics rows apart from wall-clock fields');
-});
+    const resumedDir = join(tmp(), 'resumed');
+    let steps = 0;
+    const stopAt = a.batchChanges[1]!.step + 1; // after the first growth: resume mid-ramp
+    const first = await runTrain(loadTrainConfig(undefined, sets(resumedDir)), { ...quiet, shouldStop: () => ++steps >= stopAt });
+    assert.ok(first.stoppedEarly && first.steps === stopAt, `stopped after ${first.steps} steps`);
+    const b = await runTrain(loadResumeConfig(resumedDir, undefined, []), { ...quiet, resume: true });
+    assert.equal(b.resumedFrom !== null, true);
+    assert.equal(b.steps, a.steps);
+
+    const ca = readCheckpoint(a.checkpoint!);
+    const cb = readCheckpoint(b.checkpoint!);
+    for (const [name, t] of ca.model) assert.deepEqual(cb.model.get(name), t, `parameter ${name} is bit-identical`);
+    for (const [name, t] of ca.optimizer!) assert.deepEqual(cb.optimizer!.get(name), t, `optimizer ${name} is bit-identical`);
+    assert.deepEqual(cb.trainerState.schedule, ca.trainerState.schedule);
+    const ra = stripClock(readMetrics(join(straightDir, 'metrics.jsonl')));
+    const rb = stripClock(readMetrics(join(resumedDir, 'metrics.jsonl')));
+    assert.equal(rb.length, ra.length);
+    assert.deepEqual(rb, ra, 'identical metrics rows apart from wall-clock fields');
+  });
+}
 
 test('resume refuses a changed config naming the field; a run without checkpoints starts afresh', async () => {
   const dir = join(tmp(), 'run');
   let n = 0;
-  await runTrain(loadTrainConfig(undefined, sets(dir, ['checkpoint.at_end=false'])), { ...quiet, shouldStop: () => n++ >= 1 });
+  await runTrain(loadTrainConfig(undefined, baseSets(dir, ['checkpoint.at_end=false'])), { ...quiet, shouldStop: () => n++ >= 1 });
   // Stopped early always checkpoints, even with at_end=false.
   assert.ok(latestValidCheckpoint(join(dir, 'checkpoints')));
   assert.throws(() => loadResumeConfig(dir, undefined, ['model.d_model=64']), (e: Error) => e instanceof UserError && /model\.d_model: the run has .* you gave 64/.test(e.message));
@@ -87,7 +93,7 @@ test('resume refuses a changed config naming the field; a run without checkpoint
   const afresh = await runTrain(loadResumeConfig(dir, undefined, []), { ...quiet, resume: true });
   assert.equal(afresh.resumedFrom, null, 'no checkpoint: the run starts afresh from its saved config');
   assert.equal(readMetrics(join(dir, 'metrics.jsonl')).length, afresh.steps, 'the dead run\'s rows were dropped');
-  await assert.rejects(runTrain(loadTrainConfig(undefined, sets(dir)), quiet), /already holds a run/);
+  await assert.rejects(runTrain(loadTrainConfig(undefined, baseSets(dir)), quiet), /already holds a run/);
 });
 
 function waitFor(pred: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -104,7 +110,7 @@ function waitFor(pred: () => boolean, timeoutMs: number): Promise<boolean> {
 
 test('SIGINT stops after the step, writes a checkpoint and exits 0; --resume finishes the run', async () => {
   const dir = join(tmp(), 'sig');
-  const args = sets(dir, ['budget.samples=100000']).flatMap((s) => ['--set', s]);
+  const args = baseSets(dir, ['budget.samples=100000']).flatMap((s) => ['--set', s]);
   const child = spawn(process.execPath, [BIN, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -127,7 +133,7 @@ test('SIGINT stops after the step, writes a checkpoint and exits 0; --resume fin
 test('SIGKILL while a checkpoint is being written leaves the previous one intact; resume works', async () => {
   const dir = join(tmp(), 'kill');
   // A larger model makes each checkpoint write long enough to be caught in the middle.
-  const args = sets(dir, ['model.preset=A', 'model.n_layers=4', 'model.seq_len=16', 'budget.samples=100000', 'checkpoint.every_samples=1', 'checkpoint.keep_last=2', 'eval.every_samples=0']).flatMap((s) => ['--set', s]);
+  const args = baseSets(dir, ['model.preset=A', 'model.n_layers=4', 'model.seq_len=16', 'budget.samples=100000', 'checkpoint.every_samples=1', 'checkpoint.keep_last=2', 'eval.every_samples=0']).flatMap((s) => ['--set', s]);
   const ckDir = join(dir, 'checkpoints');
   let caught = false;
   for (let attempt = 0; attempt < 6 && !caught; attempt++) {

@@ -47,7 +47,7 @@ TensorArg Args::tensor(const char* name, unsigned allowed) {
   const int64_t id = integer((n + ".buffer").c_str(), 1);
   const int64_t offset = integer((n + ".offset").c_str(), 0);
   const int64_t size = integer((n + ".size").c_str(), 0);
-  const int64_t code = integer((n + ".dtype").c_str(), 0, 2);
+  const int64_t code = integer((n + ".dtype").c_str(), 0, kLastDType);
   TensorArg t;
   t.name = name;
   t.alloc = registry::find(static_cast<uint64_t>(id));
@@ -62,7 +62,7 @@ TensorArg Args::tensor(const char* name, unsigned allowed) {
   }
   if (!(allowed & dtypeBit(t.dtype))) {
     std::string want;
-    for (DType d : {DType::F32, DType::F64, DType::I32}) {
+    for (DType d : {DType::F32, DType::F64, DType::I32, DType::BF16}) {
       if (allowed & dtypeBit(d)) want += (want.empty() ? "" : " or ") + std::string(dtypeName(d));
     }
     fail(n + " must have dtype " + want + " on the cpu backend, got " + dtypeName(t.dtype));

@@ -122,8 +122,10 @@ Napi::Value Context::RmsnormBackward(const Napi::CallbackInfo& info) {
 Napi::Value Context::Matmul(const Napi::CallbackInfo& info) {
   return guarded(info, "matmul", [&](Args& a) -> Napi::Value {
     TensorArg c = a.tensor("c", kF32);
-    TensorArg ma = a.tensor("a", kF32);
-    TensorArg mb = a.tensor("b", kF32);
+    TensorArg ma = a.tensor("a", kF32 | kBF16);
+    TensorArg mb = a.tensor("b", kF32 | kBF16);
+    a.expectSameDtype(ma, mb);
+    if (ma.dtype == DType::BF16 && !gemmInfo().bf16) a.fail("bf16 matmul needs a CPU with bf16 instructions (AVX512_BF16 or AMX); oneDNN dispatches to " + gemmInfo().isa);
     const bool transA = a.boolean("transA"), transB = a.boolean("transB");
     const int64_t m = a.integer("m", 0, kMaxDim), n = a.integer("n", 0, kMaxDim), k = a.integer("k", 0, kMaxDim);
     const double alpha = a.number("alpha"), beta = a.number("beta");
@@ -133,8 +135,8 @@ Napi::Value Context::Matmul(const Napi::CallbackInfo& info) {
     a.expectDisjoint(c, ma);
     a.expectDisjoint(c, mb);
     const int lda = static_cast<int>(transA ? m : k), ldb = static_cast<int>(transB ? k : n);
-    sgemm(pool(), transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), ma.data<float>(), lda, mb.data<float>(), ldb,
-          static_cast<float>(beta), c.data<float>(), static_cast<int>(n));
+    gemm(pool(), ma.dtype == DType::BF16 ? GemmType::BF16 : GemmType::F32, transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), ma.data<char>(), lda,
+         mb.data<char>(), ldb, static_cast<float>(beta), c.data<float>(), static_cast<int>(n));
     return info.Env().Undefined();
   });
 }

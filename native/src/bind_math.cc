@@ -18,6 +18,20 @@ double* statSlot(Args& a, const char* outName, const char* indexName) {
 }
 }  // namespace
 
+// dst = src rounded to bf16 (f32 → bf16, nearest even) or widened (bf16 → f32).
+Napi::Value Context::Convert(const Napi::CallbackInfo& info) {
+  return guarded(info, "convert", [&](Args& a) -> Napi::Value {
+    TensorArg dst = a.tensor("dst", kF32 | kBF16);
+    TensorArg src = a.tensor("src", kF32 | kBF16);
+    a.expectSize(src, static_cast<int64_t>(dst.size), "the size of dst");
+    if (dst.dtype == src.dtype) a.fail(std::string("dst and src must differ in dtype (f32 ↔ bf16), both are ") + dtypeName(dst.dtype));
+    a.expectDisjoint(dst, src);
+    if (dst.dtype == DType::BF16) toBf16Kernel(pool(), dst.data<uint16_t>(), src.data<float>(), dst.size);
+    else fromBf16Kernel(pool(), dst.data<float>(), src.data<uint16_t>(), dst.size);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value Context::Scale(const Napi::CallbackInfo& info) {
   return guarded(info, "scale", [&](Args& a) -> Napi::Value {
     TensorArg x = a.tensor("x", kFloat);

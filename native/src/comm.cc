@@ -304,13 +304,13 @@ Buffer bufferArg(const Napi::CallbackInfo& info, size_t i, const char* what, con
   const int64_t id = intArg(info, i, what, (n + ".buffer").c_str(), 1, kMaxCount);
   const int64_t offset = intArg(info, i + 1, what, (n + ".offset").c_str(), 0, kMaxCount);
   const int64_t size = intArg(info, i + 2, what, (n + ".size").c_str(), 0, kMaxCount);
-  const int64_t code = intArg(info, i + 3, what, (n + ".dtype").c_str(), 0, 2);
+  const int64_t code = intArg(info, i + 3, what, (n + ".dtype").c_str(), 0, kLastDType);
   Buffer b;
   b.alloc = registry::find(static_cast<uint64_t>(id));
   if (!b.alloc) fail(what, n + ": buffer " + std::to_string(id) + (registry::wasIssued(static_cast<uint64_t>(id)) ? " was freed" : " was never allocated"));
   b.dtype = static_cast<DType>(code);
   if (b.dtype != b.alloc->dtype) fail(what, n + ": tensor dtype " + dtypeName(b.dtype) + " does not match its buffer's dtype " + dtypeName(b.alloc->dtype));
-  if (!(allowed & dtypeBit(b.dtype))) fail(what, n + " must be " + (allowed == kFloat ? "f32 or f64" : "f32, f64 or i32") + ", got " + dtypeName(b.dtype));
+  if (!(allowed & dtypeBit(b.dtype))) fail(what, n + " must be " + (allowed == kFloat ? "f32 or f64" : "f32, f64, i32 or bf16") + ", got " + dtypeName(b.dtype));
   if (static_cast<uint64_t>(offset) > b.alloc->elems || static_cast<uint64_t>(size) > b.alloc->elems - static_cast<uint64_t>(offset)) {
     fail(what, n + ": window [" + std::to_string(offset) + ", " + std::to_string(offset + size) + ") exceeds its buffer of " + std::to_string(b.alloc->elems) + " elements");
   }

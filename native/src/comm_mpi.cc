@@ -41,6 +41,7 @@ MPI_Datatype mpiType(DType d) {
     case DType::F32: return MPI_FLOAT;
     case DType::F64: return MPI_DOUBLE;
     case DType::I32: return MPI_INT;
+    case DType::BF16: return MPI_UINT16_T;  // moved, never reduced (reductions take f32 or f64)
   }
   return MPI_DATATYPE_NULL;
 }

@@ -42,6 +42,7 @@ Napi::Function Context::Define(Napi::Env env) {
                          InstanceMethod("download", &Context::Download),
                          InstanceMethod("copy", &Context::Copy),
                          InstanceMethod("fill", &Context::Fill),
+                         InstanceMethod("convert", &Context::Convert),
                          InstanceMethod("scale", &Context::Scale),
                          InstanceMethod("axpy", &Context::Axpy),
                          InstanceMethod("add", &Context::Add),

@@ -86,6 +86,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value Fill(const Napi::CallbackInfo& info);
 
   // ---- elementwise and reductions (bind_math.cc)
+  Napi::Value Convert(const Napi::CallbackInfo& info);
   Napi::Value Scale(const Napi::CallbackInfo& info);
   Napi::Value Axpy(const Napi::CallbackInfo& info);
   Napi::Value Add(const Napi::CallbackInfo& info);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bf16.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -117,6 +118,18 @@ void fillKernel(ThreadPool& pool, T* x, size_t n, T value) {
   parallelRanges(pool, n, kElemChunk * 4, [&](size_t b, size_t e, size_t) { fillRange(x + b, e - b, value); });
 }
 
+void toBf16Kernel(ThreadPool& pool, uint16_t* dst, const float* src, size_t n) {
+  parallelRanges(pool, n, kElemChunk * 2, [&](size_t b, size_t e, size_t) {
+    for (size_t i = b; i < e; i++) dst[i] = bf16FromFloat(src[i]);
+  });
+}
+
+void fromBf16Kernel(ThreadPool& pool, float* dst, const uint16_t* src, size_t n) {
+  parallelRanges(pool, n, kElemChunk * 2, [&](size_t b, size_t e, size_t) {
+    for (size_t i = b; i < e; i++) dst[i] = floatFromBf16(src[i]);
+  });
+}
+
 template void scaleKernel<float>(ThreadPool&, float*, size_t, double);
 template void scaleKernel<double>(ThreadPool&, double*, size_t, double);
 template void axpyKernel<float>(ThreadPool&, float*, double, const float*, size_t);
@@ -132,5 +145,6 @@ template double accumulateWithNormKernel<double>(ThreadPool&, double*, double, c
 template void fillKernel<float>(ThreadPool&, float*, size_t, float);
 template void fillKernel<double>(ThreadPool&, double*, size_t, double);
 template void fillKernel<int32_t>(ThreadPool&, int32_t*, size_t, int32_t);
+template void fillKernel<uint16_t>(ThreadPool&, uint16_t*, size_t, uint16_t);
 
 }  // namespace adabatch

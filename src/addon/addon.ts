@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The addon's element types by name (the Backend's DType names) and code. */
-export const DTYPE_CODE = { f32: 0, f64: 1, i32: 2 } as const;
+export const DTYPE_CODE = { f32: 0, f64: 1, i32: 2, bf16: 3 } as const;
 
 type N = number;
 type Kernel = (...args: Array<number | boolean>) => void;
@@ -30,9 +30,11 @@ export interface NativeContext {
   ownerId(): number;
   alloc(size: N, dtype: N): number;
   free(...t: N[]): void;
-  upload(b: N, o: N, s: N, d: N, data: Float32Array | Float64Array | Int32Array): void;
-  download(b: N, o: N, s: N, d: N): Float32Array | Float64Array | Int32Array;
+  /** bf16 tensors travel as their bit patterns (Uint16Array). */
+  upload(b: N, o: N, s: N, d: N, data: Float32Array | Float64Array | Int32Array | Uint16Array): void;
+  download(b: N, o: N, s: N, d: N): Float32Array | Float64Array | Int32Array | Uint16Array;
   copy: Kernel;
+  convert: Kernel;
   fill: Kernel;
   scale: Kernel;
   axpy: Kernel;

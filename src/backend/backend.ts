@@ -20,9 +20,10 @@ import type { ReduceOp } from '../addon/addon.js';
 
 export type { ReduceOp } from '../addon/addon.js';
 
-export type DType = 'f32' | 'f64' | 'i32';
+/** bf16 (bfloat16) holds GEMM inputs under mixed precision; its host form is float32 values (see upload/download). */
+export type DType = 'f32' | 'f64' | 'i32' | 'bf16';
 
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4 };
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4, bf16: 2 };
 
 /** An opaque handle: a typed, shaped window into one backend allocation. */
 export interface Tensor {
@@ -88,8 +89,9 @@ export interface Backend {
   /** High-water mark of liveBytes since creation (or the last resetPeak). */
   peakBytes(): number;
   resetPeak(): void;
+  /** Copies host numbers into the tensor (rounded to the nearest bf16 for a bf16 tensor). */
   upload(t: Tensor, data: ArrayLike<number>): void;
-  /** Copies the tensor to a new host array (a synchronization point). */
+  /** Copies the tensor to a new host array (a synchronization point); a bf16 tensor comes back as float32 values. */
   download(t: Tensor): HostArray;
   copy(dst: Tensor, src: Tensor): void;
   fill(t: Tensor, value: number): void;
@@ -133,7 +135,20 @@ export interface Backend {
   /** dx (= or += when accumulate) and dw += from dOut. */
   rmsnormBackward(dx: Tensor, dw: Tensor, dOut: Tensor, x: Tensor, w: Tensor, rstd: Tensor, accumulate: boolean): void;
 
-  /** c = alpha · op(a) · op(b) + beta · c with op = transpose when requested; all 2-D, row-major. */
+  /**
+   * dst = src converted between f32 and bf16 (rounded to nearest even into bf16; exact back into f32).
+   * Only on backends whose supportsBf16() says so.
+   */
+  convert(dst: Tensor, src: Tensor): void;
+  /** Whether bf16 tensors and bf16 GEMM inputs run here at full speed, and if not, why. */
+  supportsBf16(): { supported: boolean; detail: string };
+  /** What computes here, for the start-up log (e.g. the GEMM library, the ISA it chose, its implementations). */
+  describeKernels(): string;
+
+  /**
+   * c = alpha · op(a) · op(b) + beta · c with op = transpose when requested; all 2-D, row-major.
+   * a and b have c's dtype, or (c f32) are both bf16: bf16 inputs, float32 accumulation and output.
+   */
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha?: number, beta?: number): void;
 
   /**

@@ -70,8 +70,8 @@ function check2d(kernel: string, name: string, t: Tensor): [number, number] {
 export function checkMatmul(backend: string, c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha: number, beta: number): { m: number; n: number; k: number } {
   const K = 'matmul';
   checkTensor(K, 'c', c, backend, ['f32', 'f64']);
-  checkTensor(K, 'a', a, backend, c.dtype);
-  checkTensor(K, 'b', b, backend, c.dtype);
+  checkTensor(K, 'a', a, backend, c.dtype === 'f32' ? ['f32', 'bf16'] : c.dtype);
+  checkTensor(K, 'b', b, backend, a.dtype);
   checkFinite(K, 'alpha', alpha);
   checkFinite(K, 'beta', beta);
   const [ar, ac] = check2d(K, 'a', a);
@@ -84,6 +84,13 @@ export function checkMatmul(backend: string, c: Tensor, a: Tensor, b: Tensor, tr
   if (k !== kb) fail(K, `inner dimensions differ: op(a) is ${m}×${k}, op(b) is ${kb}×${n}`);
   if (cr !== m || cc !== n) fail(K, `c ${describe(c)} must be ${m}×${n}`);
   return { m, n, k };
+}
+
+export function checkConvert(backend: string, dst: Tensor, src: Tensor): void {
+  const K = 'convert';
+  checkTensor(K, 'dst', dst, backend, ['f32', 'bf16']);
+  checkTensor(K, 'src', src, backend, dst.dtype === 'f32' ? 'bf16' : 'f32');
+  checkSameSize(K, ['dst', 'src'], [dst, src]);
 }
 
 export function checkRmsnorm(backend: string, out: Tensor, rstd: Tensor, x: Tensor, w: Tensor, eps: number, kernel = 'rmsnormForward'): { rows: number; dim: number } {

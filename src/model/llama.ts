@@ -76,6 +76,24 @@ export interface LlamaOptions {
   chunkTokens?: number;
   /** Activation dtype; float64 is for finite-difference tests on the ref backend. */
   dtype?: 'f32' | 'f64';
+  /**
+   * GEMM input precision: 'f32' (default), or 'bf16' — the inputs of the block matrix products are
+   * rounded to bfloat16 (weights once per micro-step, activations and their gradients as they are
+   * made), with f32 accumulation and outputs; everything else stays f32 (see docs/precision.md).
+   */
+  precision?: Precision;
+}
+
+export type Precision = 'f32' | 'bf16';
+
+/** The block weight matrices that get bf16 copies under precision bf16. */
+const LOWP_WEIGHTS = ['qkv', 'o', 'gate_up', 'down'] as const;
+type LowpWeight = (typeof LOWP_WEIGHTS)[number];
+
+/** One block's bf16 operands: its weight copies and the views of its saved GEMM inputs. */
+interface LowpBlock {
+  w: Record<LowpWeight, Tensor>;
+  c: LowpCache;
 }
 
 /** Activations cached by one block's forward for its backward. */
@@ -92,8 +110,25 @@ interface BlockCache {
   h: Tensor; // silu(gate)·up (N × F)
 }
 
+/** bf16 copies of the GEMM inputs a block's forward makes and its backward reads again (precision bf16). */
+interface LowpCache {
+  xn1: Tensor;
+  attn: Tensor;
+  xn2: Tensor;
+  h: Tensor;
+}
+
+/** bf16 scratch for the activation gradients that are GEMM inputs in backward (precision bf16). */
+interface LowpGrads {
+  dx: Tensor; // (N × d)
+  dgu: Tensor; // (N × 2F)
+  dqkv: Tensor; // (N × qkv)
+}
+
 interface Workspace {
   tokens: number; // capacity in tokens (N = batch·seqLen)
+  /** Present with precision bf16: per cache (L, or 1 when recomputing), and the gradient scratch. */
+  lowp: { caches: LowpCache[]; grads: LowpGrads } | null;
   allocations: Tensor[];
   residual: Tensor[]; // L + 1 block inputs (N × d each)
   caches: BlockCache[]; // L, or 1 shared when recomputing
@@ -115,6 +150,12 @@ export class Llama {
   private readonly cos: Tensor;
   private readonly sin: Tensor;
   private ws: Workspace | null = null;
+  readonly precision: Precision;
+  /**
+   * precision bf16: per block unit, bf16 copies of its four weight matrices, refreshed when the unit
+   * is acquired for a forward pass (once per micro-step) and read again by its backward.
+   */
+  private lowpWeights: Array<Record<LowpWeight, Tensor> | null> = [];
 
   constructor(
     readonly backend: Backend,
@@ -129,6 +170,12 @@ export class Llama {
     this.qkvWidth = (config.n_heads + 2 * config.n_kv_heads) * this.hd;
     const { cos, sin } = ropeTables(config.seq_len, this.hd, config.rope_theta);
     this.dtype = options.dtype ?? 'f32';
+    this.precision = options.precision ?? 'f32';
+    if (this.precision === 'bf16') {
+      if (this.dtype !== 'f32') throw new Error(`precision bf16 needs f32 activations, got dtype ${this.dtype}`);
+      const s = backend.supportsBf16();
+      if (!s.supported) throw new UserError(`precision: bf16 is not available on backend '${backend.name}': ${s.detail}; use precision: f32`);
+    }
     this.cos = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
     this.sin = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
     backend.upload(this.cos, cos);
@@ -143,6 +190,8 @@ export class Llama {
   }
 
   freeWorkspace(): void {
+    for (const w of this.lowpWeights) if (w) for (const t of Object.values(w)) this.backend.free(t);
+    this.lowpWeights = [];
     if (!this.ws) return;
     for (const t of this.ws.allocations) this.backend.free(t);
     this.ws = null;
@@ -201,7 +250,40 @@ export class Llama {
     const residual = Array.from({ length: this.config.n_layers + 1 }, () => a(sizes.residual));
     const caches = Array.from({ length: this.recompute ? 1 : this.config.n_layers }, cache);
     const g = sizes.grads;
-    return { tokens: capacity, allocations, residual, caches, dx: a(g.dx), dxn: a(g.dxn), dqkv: a(g.dqkv), dattn: a(g.dattn), dh: a(g.dh), dgu: a(g.dgu) };
+    let lowp: Workspace['lowp'] = null;
+    if (this.precision === 'bf16') {
+      const b = (size: number): Tensor => {
+        const t = this.backend.alloc([size], 'bf16');
+        allocations.push(t);
+        return t;
+      };
+      const c = sizes.cache;
+      lowp = {
+        caches: caches.map(() => ({ xn1: b(c.xn1), attn: b(c.attn), xn2: b(c.xn2), h: b(c.h) })),
+        grads: { dx: b(g.dx), dgu: b(g.dgu), dqkv: b(g.dqkv) },
+      };
+    }
+    return { tokens: capacity, allocations, residual, caches, lowp, dx: a(g.dx), dxn: a(g.dxn), dqkv: a(g.dqkv), dattn: a(g.dattn), dh: a(g.dh), dgu: a(g.dgu) };
+  }
+
+  /** The bf16 copies of a block unit's weight matrices, made from its current (f32) values. */
+  private refreshLowpWeights(u: number, w: Record<string, Tensor>): Record<LowpWeight, Tensor> {
+    let copies = this.lowpWeights[u];
+    if (!copies) {
+      copies = {} as Record<LowpWeight, Tensor>;
+      for (const k of LOWP_WEIGHTS) copies[k] = this.backend.alloc(w[k]!.shape, 'bf16');
+      this.lowpWeights[u] = copies;
+    }
+    for (const k of LOWP_WEIGHTS) this.backend.convert(copies[k], w[k]!);
+    return copies;
+  }
+
+  /** The bf16 operands of block l (views shaped like their f32 counterparts), or null under precision f32. */
+  private lowpBlock(ws: Workspace, l: number, u: number, c: BlockCache): LowpBlock | null {
+    if (!ws.lowp) return null;
+    const lc = ws.lowp.caches[this.recompute ? 0 : l]!;
+    const like = (t: Tensor, f: Tensor): Tensor => this.backend.view(t, 0, f.shape);
+    return { w: this.lowpWeights[u]!, c: { xn1: like(lc.xn1, c.xn1), attn: like(lc.attn, c.attn), xn2: like(lc.xn2, c.xn2), h: like(lc.h, c.h) } };
   }
 
   /** A [rows × cols] view of the first rows·cols elements of a workspace buffer. */
@@ -253,27 +335,37 @@ export class Llama {
       const u = this.layout.blockUnit(l);
       const w = this.unitWeights(this.layout.units[u]!, await params.acquire(u));
       const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
-      this.blockForward(w, c, this.mat(ws.residual[l]!, n, d), this.mat(ws.residual[l + 1]!, n, d), batch, seqLen);
+      if (ws.lowp) this.refreshLowpWeights(u, w);
+      this.blockForward(w, c, this.lowpBlock(ws, l, u, c), this.mat(ws.residual[l]!, n, d), this.mat(ws.residual[l + 1]!, n, d), batch, seqLen);
       await params.release(u);
     }
   }
 
-  private blockForward(w: Record<string, Tensor>, c: BlockCache, xIn: Tensor, xOut: Tensor | null, batch: number, seqLen: number): void {
+  /** With `lp` (precision bf16), each GEMM input is first rounded into its bf16 copy, which backward reads again. */
+  private blockForward(w: Record<string, Tensor>, c: BlockCache, lp: LowpBlock | null, xIn: Tensor, xOut: Tensor | null, batch: number, seqLen: number): void {
     const backend = this.backend;
     const { n_heads: H, n_kv_heads: Hkv, norm_eps: eps } = this.config;
+    const input = (k: keyof LowpCache): Tensor => {
+      if (!lp) return c[k];
+      backend.convert(lp.c[k], c[k]);
+      return lp.c[k];
+    };
+    const weight = (k: LowpWeight): Tensor => (lp ? lp.w[k] : w[k]!);
     backend.rmsnormForward(c.xn1, c.rstd1, xIn, w.attn_norm!, eps);
-    backend.matmul(c.qkv, c.xn1, w.qkv!, false, true);
+    backend.matmul(c.qkv, input('xn1'), weight('qkv'), false, true);
     const [cos, sin] = this.ropeTables(seqLen);
     backend.rope(c.qkv, cos, sin, seqLen, H + Hkv, this.hd, false);
     backend.attentionForward(c.attn, c.lse, c.qkv, this.dims(batch, seqLen));
     backend.copy(c.xMid, xIn);
-    backend.matmul(c.xMid, c.attn, w.o!, false, true, 1, 1);
+    backend.matmul(c.xMid, input('attn'), weight('o'), false, true, 1, 1);
     backend.rmsnormForward(c.xn2, c.rstd2, c.xMid, w.ffn_norm!, eps);
-    backend.matmul(c.gu, c.xn2, w.gate_up!, false, true);
+    backend.matmul(c.gu, input('xn2'), weight('gate_up'), false, true);
     backend.swigluForward(c.h, c.gu);
+    // h's bf16 copy is made even without xOut (recomputation in backward): the down weight's gradient reads it.
+    const h = input('h');
     if (xOut) {
       backend.copy(xOut, c.xMid);
-      backend.matmul(xOut, c.h, w.down!, false, true, 1, 1);
+      backend.matmul(xOut, h, weight('down'), false, true, 1, 1);
     }
   }
 
@@ -317,9 +409,10 @@ export class Llama {
       const unit = this.layout.units[u]!;
       const w = this.unitWeights(unit, await params.acquire(u));
       const c = this.cacheView(ws.caches[this.recompute ? 0 : l]!, n, batch);
+      const lp = this.lowpBlock(ws, l, u, c);
       const xIn = this.mat(ws.residual[l]!, n, d);
-      if (this.recompute) this.blockForward(w, c, xIn, null, batch, seqLen);
-      this.blockBackward(w, this.unitWeights(unit, await grads.grad(u)), c, xIn, dx, ws, batch, seqLen);
+      if (this.recompute) this.blockForward(w, c, lp, xIn, null, batch, seqLen);
+      this.blockBackward(w, this.unitWeights(unit, await grads.grad(u)), c, lp, xIn, dx, ws, batch, seqLen);
       await params.release(u);
       await grads.ready(u);
     }
@@ -330,7 +423,8 @@ export class Llama {
   }
 
   /** dx holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit (updated in place). */
-  private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number): void {
+  /** With `lp` (precision bf16), GEMMs read bf16 copies: the forward's inputs, and each gradient rounded as it is used. */
+  private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, lp: LowpBlock | null, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number): void {
     const backend = this.backend;
     const { d_model: d, n_heads: H, n_kv_heads: Hkv, ffn_dim: F } = this.config;
     const n = batch * seqLen;
@@ -339,21 +433,35 @@ export class Llama {
     const dxn = this.mat(ws.dxn, n, d);
     const dattn = this.mat(ws.dattn, n, H * this.hd);
     const dqkv = this.mat(ws.dqkv, n, this.qkvWidth);
+    const lowGrad = ws.lowp?.grads;
+    /** The operand a GEMM reads for gradient `t`: t itself, or its bf16 copy made now. */
+    const grad = (t: Tensor, k: keyof LowpGrads): Tensor => {
+      if (!lowGrad) return t;
+      const low = backend.view(lowGrad[k], 0, t.shape);
+      backend.convert(low, t);
+      return low;
+    };
+    const weight = (k: LowpWeight): Tensor => (lp ? lp.w[k] : w[k]!);
+    const saved = (k: keyof LowpCache): Tensor => (lp ? lp.c[k] : c[k]);
     // MLP: x' = h + down(swiglu(gate_up(norm₂(h))))
-    backend.matmul(dh, dx, w.down!, false, false);
-    backend.matmul(g.down!, dx, c.h, true, false, 1, 1);
+    let dxIn = grad(dx, 'dx');
+    backend.matmul(dh, dxIn, weight('down'), false, false);
+    backend.matmul(g.down!, dxIn, saved('h'), true, false, 1, 1);
     backend.swigluBackward(dgu, dh, c.gu);
-    backend.matmul(dxn, dgu, w.gate_up!, false, false);
-    backend.matmul(g.gate_up!, dgu, c.xn2, true, false, 1, 1);
+    const dguIn = grad(dgu, 'dgu');
+    backend.matmul(dxn, dguIn, weight('gate_up'), false, false);
+    backend.matmul(g.gate_up!, dguIn, saved('xn2'), true, false, 1, 1);
     backend.rmsnormBackward(dx, g.ffn_norm!, dxn, c.xMid, w.ffn_norm!, c.rstd2, true);
     // Attention: h = x + o(attn(rope(qkv(norm₁(x)))))
-    backend.matmul(dattn, dx, w.o!, false, false);
-    backend.matmul(g.o!, dx, c.attn, true, false, 1, 1);
+    dxIn = grad(dx, 'dx');
+    backend.matmul(dattn, dxIn, weight('o'), false, false);
+    backend.matmul(g.o!, dxIn, saved('attn'), true, false, 1, 1);
     backend.attentionBackward(dqkv, dattn, c.qkv, c.attn, c.lse, this.dims(batch, seqLen));
     const [cos, sin] = this.ropeTables(seqLen);
     backend.rope(dqkv, cos, sin, seqLen, H + Hkv, this.hd, true);
-    backend.matmul(dxn, dqkv, w.qkv!, false, false);
-    backend.matmul(g.qkv!, dqkv, c.xn1, true, false, 1, 1);
+    const dqkvIn = grad(dqkv, 'dqkv');
+    backend.matmul(dxn, dqkvIn, weight('qkv'), false, false);
+    backend.matmul(g.qkv!, dqkvIn, saved('xn1'), true, false, 1, 1);
     backend.rmsnormBackward(dx, g.attn_norm!, dxn, xIn, w.attn_norm!, c.rstd1, true);
   }
 }

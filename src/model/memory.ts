@@ -14,6 +14,8 @@ export interface MemoryOptions {
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
   /** Bytes per element of parameters, gradients and moments (float32). */
   bytesPerElement?: number;
+  /** GEMM input precision: bf16 adds bf16 copies of the block weight matrices and of the GEMM inputs. */
+  precision?: 'f32' | 'bf16';
 }
 
 export interface MemoryEstimate {
@@ -29,6 +31,11 @@ export interface MemoryEstimate {
   gathered: number;
   /** Chunk × vocab logits scratch of the fused head kernel (at its default 1024-token chunk). */
   headScratch: number;
+  /**
+   * precision bf16: bf16 copies of every block's weight matrices (whole, also under FSDP) and of the
+   * activations and gradients the block GEMMs read; 0 for f32.
+   */
+  lowPrecision: number;
   total: number;
 }
 
@@ -65,10 +72,17 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
     gradScratch = (block + embed + head) * bytes;
   }
   const headScratch = Math.min(tokens, 1024) * config.vocab * bytes * 2;
+  let lowPrecision = 0;
+  if (opts.precision === 'bf16') {
+    const c = ws.cache;
+    const g = ws.grads;
+    const matrices = layout.units.slice(1, -1).reduce((a, u) => a + ['qkv', 'o', 'gate_up', 'down'].reduce((s, k) => s + (u.fused[k]?.size ?? 0), 0), 0);
+    lowPrecision = 2 * (matrices + caches * (c.xn1 + c.attn + c.xn2 + c.h) + g.dx + g.dgu + g.dqkv);
+  }
   const params = owned * bytes;
   const gradsBytes = owned * bytes;
   const optimizer = 2 * owned * bytes;
-  return { params, grads: gradsBytes, optimizer, activations, gradScratch, gathered, headScratch, total: params + gradsBytes + optimizer + activations + gradScratch + gathered + headScratch };
+  return { params, grads: gradsBytes, optimizer, activations, gradScratch, gathered, headScratch, lowPrecision, total: params + gradsBytes + optimizer + activations + gradScratch + gathered + headScratch + lowPrecision };
 }
 
 export function formatBytes(n: number): string {

@@ -64,6 +64,11 @@ export const trainConfigSchema = z
       .prefault({}),
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
+    /**
+     * GEMM input precision: `f32`, or `bf16` mixed precision (bf16 GEMM inputs, f32 accumulation,
+     * f32 master weights, gradients, optimizer state and statistics; docs/precision.md).
+     */
+    precision: z.enum(['f32', 'bf16']).default('f32'),
     data: dataSchema.prefault({}),
     batch: batchConfigSchema,
     lr: lrConfigSchema.prefault({}),

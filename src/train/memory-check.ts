@@ -34,10 +34,11 @@ export interface MemoryCheckOptions {
   /** FSDP shard count (1 for DDP/local). */
   shards: number;
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
+  precision?: 'f32' | 'bf16';
 }
 
 export function processEstimate(config: ModelConfig, microBatch: number, o: MemoryCheckOptions): MemoryEstimate & { perRank: number } {
-  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards, ...(o.fsdp && { fsdp: o.fsdp }) });
+  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards, ...(o.fsdp && { fsdp: o.fsdp }), ...(o.precision && { precision: o.precision }) });
   return { ...e, perRank: e.total, total: e.total * o.ranksInProcess };
 }
 
@@ -52,7 +53,7 @@ export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCh
     if (processEstimate(config, m, o).total <= available) fit = m;
     else tooBig = m;
   }
-  const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, ${e.gathered ? `gathered units ${formatBytes(e.gathered)}, ` : ''}scratch ${formatBytes(e.gradScratch + e.headScratch)}`;
+  const parts = `parameters ${formatBytes(e.params)}, gradients ${formatBytes(e.grads)}, optimizer ${formatBytes(e.optimizer)}, activations ${formatBytes(e.activations)}, ${e.gathered ? `gathered units ${formatBytes(e.gathered)}, ` : ''}scratch ${formatBytes(e.gradScratch + e.headScratch)}${e.lowPrecision ? `, bf16 copies ${formatBytes(e.lowPrecision)}` : ''}`;
   const per = o.ranksInProcess > 1 ? ` (${o.ranksInProcess} ranks in this process × ${formatBytes(e.perRank)})` : '';
   const advice = fit > 0
     ? `the largest micro batch that fits is ${fit} (set batch.max_micro=${fit}; the global batch is reached by accumulation)`

@@ -223,7 +223,7 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
   const threads = cfg.threads ?? defaultKernelThreads(peers);
   const backend = opts.backend ?? createBackend(cfg.backend, { threads });
   const group = opts.group ?? (await bindProcessGroup(opts.comm ?? null, backend));
-  const model = new Llama(backend, run.model, { recompute: cfg.recompute });
+  const model = new Llama(backend, run.model, { recompute: cfg.recompute, precision: cfg.precision });
   const engine = await buildEngine(cfg, run, model, group);
   logStart(cfg, run, engine, log);
   try {
@@ -267,7 +267,7 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
   const fsdp = cfg.parallel.strategy === 'fsdp';
   // A rank's micro batch never exceeds its share of the largest global batch.
   const largestMicro = Math.min(cfg.batch.max_micro, Math.ceil(maxBatch / ranks));
-  const memory = checkMemory(mc, largestMicro, { recompute: cfg.recompute, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
+  const memory = checkMemory(mc, largestMicro, { recompute: cfg.recompute, precision: cfg.precision, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
 
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
   const tokenizerJson = data.tokenizer ? JSON.stringify(data.tokenizer.toJSON()) : null;
@@ -355,6 +355,7 @@ function logStart(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, log: 
   const backend = engine.backend;
   const paramM = (engine.model.layout.paramCount / 1e6).toFixed(2);
   log(`model ${run.init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(run.memory.total)}`);
+  log(`kernels: ${backend.describeKernels()}; precision ${cfg.precision}${cfg.precision === 'bf16' ? ' (bf16 GEMM inputs, f32 accumulation, f32 master weights, gradients and optimizer state)' : ''}`);
   if (cfg.parallel.strategy === 'fsdp') log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? `, plus a full local gradient for unsharded accumulation (${formatBytes(4 * engine.model.layout.units.reduce((a, u) => a + ranks * Math.ceil(u.size / ranks), 0))} per rank)` : ''}`);
   log(`schedule ${run.schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${run.runDir}`);
   if (run.resume) log(`resuming from ${run.resume.from.dir} (step ${run.resume.loop.step}, ${run.resume.loop.samples} samples)`);

@@ -6,7 +6,8 @@
  * thrown Error and never an out-of-range access.
  *
  * Layers and the optimizer run in float32; float64 tensors hold statistics (and may be copied,
- * filled, scaled, added and reduced); int32 tensors hold tokens.
+ * filled, scaled, added and reduced); int32 tensors hold tokens; bf16 tensors hold GEMM inputs under
+ * mixed precision (alloc, copy, fill, convert, matmul), where the CPU has bf16 instructions.
  *
  * Threads: `setThreads(n)` sizes this instance's pool; oneDNN runs single-threaded inside it (a
  * large GEMM is split into one block per thread), so GEMM threads and kernel threads never compete.
@@ -14,7 +15,8 @@
  */
 import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
-import { DTYPE_CODE, loadNativeAddon, type NativeContext } from '../../addon/addon.js';
+import { DTYPE_CODE, loadNativeAddon, type GemmConfig, type NativeContext } from '../../addon/addon.js';
+import { fromBf16Bits, toBf16Bits } from '../bf16.js';
 import { KernelProfiler, type KernelTime } from './profile.js';
 
 export interface CpuBackendOptions {
@@ -37,6 +39,13 @@ function f32(kernel: string, tensors: Record<string, Tensor>): void {
   for (const [name, t] of Object.entries(tensors)) {
     if (t.dtype !== 'f32') throw new C.BackendArgumentError(kernel, `${name} must be f32 on the cpu backend (float64 layers are for the ref backend), got ${t.dtype}`);
   }
+}
+
+let gemmConfigCache: GemmConfig | null = null;
+/** The addon's GEMM library, ISA and implementations (probed once per process). */
+export function gemmConfig(): GemmConfig {
+  gemmConfigCache ??= loadNativeAddon().gemmConfig();
+  return gemmConfigCache;
 }
 
 export class CpuBackend implements Backend {
@@ -115,6 +124,10 @@ export class CpuBackend implements Backend {
   upload(t: Tensor, data: ArrayLike<number>): void {
     C.checkTensor('upload', 't', t, this.name);
     if (data.length !== t.size) throw new C.BackendArgumentError('upload', `data has ${data.length} elements, tensor ${C.describe(t)} has ${t.size}`);
+    if (t.dtype === 'bf16') {
+      this.ctx.upload(...q(t), toBf16Bits(data));
+      return;
+    }
     const Ctor = t.dtype === 'f32' ? Float32Array : t.dtype === 'f64' ? Float64Array : Int32Array;
     const typed = data instanceof Ctor ? data : Ctor.from(data);
     this.ctx.upload(...q(t), typed);
@@ -122,7 +135,8 @@ export class CpuBackend implements Backend {
 
   download(t: Tensor): HostArray {
     C.checkTensor('download', 't', t, this.name);
-    return this.ctx.download(...q(t));
+    const out = this.ctx.download(...q(t));
+    return out instanceof Uint16Array ? fromBf16Bits(out) : out;
   }
 
   copy(dst: Tensor, src: Tensor): void {
@@ -232,9 +246,33 @@ export class CpuBackend implements Backend {
     this.ctx.rmsnormBackward(...q(dx), ...q(dw), ...q(dOut), ...q(x), ...q(w), ...q(rstd), rows, dim, accumulate === true);
   }
 
+  convert(dst: Tensor, src: Tensor): void {
+    C.checkConvert(this.name, dst, src);
+    this.requireBf16('convert');
+    this.ctx.convert(...q(dst), ...q(src));
+  }
+
+  supportsBf16(): { supported: boolean; detail: string } {
+    const g = gemmConfig();
+    return g.bf16
+      ? { supported: true, detail: `${g.library}, ${g.isa}, bf16 matmul ${g.bf16Impl}` }
+      : { supported: false, detail: `this CPU has no bf16 instructions (AVX512_BF16 or AMX): ${g.library} dispatches to ${g.isa}, where bf16 would be emulated slowly` };
+  }
+
+  describeKernels(): string {
+    const g = gemmConfig();
+    return `GEMMs ${g.library} on ${g.isa} (f32 ${g.f32Impl}${g.bf16 ? `, bf16 ${g.bf16Impl}` : '; no bf16 instructions'}), own kernels ${g.kernels}`;
+  }
+
+  private requireBf16(kernel: string): void {
+    const s = this.supportsBf16();
+    if (!s.supported) throw new C.BackendArgumentError(kernel, `bf16 is not available on the cpu backend here: ${s.detail}`);
+  }
+
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1, beta = 0): void {
     const { m, n, k } = C.checkMatmul(this.name, c, a, b, transA, transB, alpha, beta);
     f32('matmul', { c });
+    if (a.dtype === 'bf16') this.requireBf16('matmul');
     this.ctx.matmul(...q(c), ...q(a), ...q(b), transA === true, transB === true, m, n, k, alpha, beta);
   }
 

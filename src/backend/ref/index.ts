@@ -1,11 +1,13 @@
 /**
  * `ref`: the reference backend in plain TypeScript. Slow, single-threaded and obviously correct; the
  * oracle every other backend is tested against. Supports float32 and float64 tensors (float64 is used
- * by the finite-difference tests).
+ * by the finite-difference tests), and bf16 tensors held as float32 values that are always rounded to
+ * bf16 (every write rounds), so a bf16 matmul is the f32 matmul of the rounded inputs.
  */
 import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import * as M from './math.js';
+import { roundToBf16 } from '../bf16.js';
 
 interface Allocation {
   data: HostArray;
@@ -24,7 +26,7 @@ export class RefBackend implements Backend {
     C.checkShape(shape);
     if (!(dtype in DTYPE_BYTES)) throw new C.BackendArgumentError('alloc', `unknown dtype '${dtype}'`);
     const size = shapeSize(shape);
-    const data = dtype === 'f32' ? new Float32Array(size) : dtype === 'f64' ? new Float64Array(size) : new Int32Array(size);
+    const data = dtype === 'f32' || dtype === 'bf16' ? new Float32Array(size) : dtype === 'f64' ? new Float64Array(size) : new Int32Array(size);
     const id = this.nextId++;
     const bytes = size * DTYPE_BYTES[dtype];
     this.allocations.set(id, { data, bytes });
@@ -60,7 +62,8 @@ export class RefBackend implements Backend {
   upload(t: Tensor, data: ArrayLike<number>): void {
     const a = this.arr(t, 'upload');
     if (data.length !== t.size) throw new C.BackendArgumentError('upload', `data has ${data.length} elements, tensor ${C.describe(t)} has ${t.size}`);
-    for (let i = 0; i < t.size; i++) a[i] = data[i]!;
+    if (t.dtype === 'bf16') for (let i = 0; i < t.size; i++) a[i] = roundToBf16(data[i]!);
+    else for (let i = 0; i < t.size; i++) a[i] = data[i]!;
   }
 
   download(t: Tensor): HostArray {
@@ -75,7 +78,23 @@ export class RefBackend implements Backend {
 
   fill(t: Tensor, value: number): void {
     C.checkFinite('fill', 'value', value);
-    this.arr(t, 'fill').fill(value);
+    this.arr(t, 'fill').fill(t.dtype === 'bf16' ? roundToBf16(value) : value);
+  }
+
+  convert(dst: Tensor, src: Tensor): void {
+    C.checkConvert(this.name, dst, src);
+    const d = this.arr(dst, 'convert');
+    const s = this.arr(src, 'convert');
+    if (dst.dtype === 'bf16') for (let i = 0; i < d.length; i++) d[i] = roundToBf16(s[i]!);
+    else d.set(s);
+  }
+
+  describeKernels(): string {
+    return 'plain TypeScript (the reference: slow, single-threaded)';
+  }
+
+  supportsBf16(): { supported: boolean; detail: string } {
+    return { supported: true, detail: 'ref: bf16 values held in float32 arrays' };
   }
 
   synchronize(): void {}
@@ -204,7 +223,8 @@ export class RefBackend implements Backend {
 
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1, beta = 0): void {
     const { m, n, k } = C.checkMatmul(this.name, c, a, b, transA, transB, alpha, beta);
-    M.matmul(this.floats(c, 'matmul', 'c'), this.floats(a, 'matmul', 'a'), this.floats(b, 'matmul', 'b'), m, n, k, transA, transB, alpha, beta);
+    // a and b are f32/f64, or bf16 held as rounded float32 values (checked above).
+    M.matmul(this.floats(c, 'matmul', 'c'), this.arr(a, 'matmul') as M.Floats, this.arr(b, 'matmul') as M.Floats, m, n, k, transA, transB, alpha, beta);
   }
 
   rope(x: Tensor, cos: Tensor, sin: Tensor, seqLen: number, nHeads: number, headDim: number, inverse: boolean): void {
