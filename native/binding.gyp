@@ -20,6 +20,7 @@
         'src/bind_layers.cc',
         'src/elementwise.cc',
         'src/gemm.cc',
+        'src/peak_probe.cc',
         'src/norm.cc',
         'src/embedding.cc',
         'src/rope.cc',

@@ -42,6 +42,7 @@ p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--foreach", action="store_true", help="AdamW(foreach=True)")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--quiet", action="store_true")
+p.add_argument("--bf16", action="store_true", help="mixed precision: torch.autocast('cpu', torch.bfloat16) around forward and loss (fp32 master weights and AdamW)")
 p.add_argument("--profile", action="store_true", help="after the run, profile one step and print top ops by self CPU time")
 args = p.parse_args()
 
@@ -207,7 +208,8 @@ def main():
         x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
         w0, c0, s0 = time.perf_counter(), time.process_time(), sys_busy_s()
         opt.zero_grad(set_to_none=True)
-        loss = model(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = model(x, y)
         loss.backward()
         opt.step()
         w1, c1, s1 = time.perf_counter(), time.process_time(), sys_busy_s()
@@ -228,7 +230,7 @@ def main():
     med_clean = statistics.median(clean) if len(clean) >= 3 else float("nan")
     res = dict(
         system="torch-%s" % torch.__version__, config=args.config or "custom", threads=args.threads, blas_threads=blas_threads,
-        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", ""), tied=tied, **c, params=n_params, params_matmul=n_matmul, flops_per_token=flops_tok,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", ""), precision="bf16-autocast" if args.bf16 else "fp32", tied=tied, **c, params=n_params, params_matmul=n_matmul, flops_per_token=flops_tok,
         tokens_per_step=tok_step, steps=len(walls), warmup=args.warmup,
         step_ms_median=1e3 * med, step_ms_min=1e3 * min(walls), step_ms_max=1e3 * max(walls),
         tok_per_s_median=tok_step / med, tok_per_s_best=tok_step / min(walls),

@@ -6,6 +6,7 @@
 #include "comm.h"
 #include "context.h"
 #include "gemm.h"
+#include "peak_probe.h"
 #include "registry.h"
 #include "simd512.h"
 
@@ -19,6 +20,7 @@ class AdabatchAddon : public Napi::Addon<AdabatchAddon> {
                              InstanceValue("Communicator", comm::DefineCommunicator(env)),
                              InstanceMethod("liveBufferCount", &AdabatchAddon::LiveBufferCount),
                              InstanceMethod("gemmConfig", &AdabatchAddon::GemmConfig),
+                             InstanceMethod("peakProbe", &AdabatchAddon::PeakProbe),
                              InstanceMethod("bufferIsLive", &AdabatchAddon::BufferIsLive),
                          });
     comm::DefineFunctions(env, exports);
@@ -42,6 +44,18 @@ class AdabatchAddon : public Napi::Addon<AdabatchAddon> {
     o.Set("bf16Impl", g.bf16Impl);
     o.Set("bf16", g.bf16);
     o.Set("kernels", cpuHasAvx512() ? "avx512" : "avx2");
+    return o;
+  }
+
+  // Peak f32 / bf16 GFLOP/s of one core, measured on the calling thread (blocks it for about
+  // 6 × seconds): see peak_probe.h.
+  Napi::Value PeakProbe(const Napi::CallbackInfo& info) {
+    const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+    const PeakProbeResult r = peakProbe(seconds);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("f32Gflops", r.f32Gflops);
+    o.Set("bf16Gflops", r.bf16Gflops >= 0 ? Napi::Value(Napi::Number::New(info.Env(), r.bf16Gflops)) : info.Env().Null());
+    o.Set("f32Isa", r.f32Avx512 ? "avx512" : "avx2");
     return o;
   }
 };

@@ -93,6 +93,12 @@ export interface NativeAddon {
   bufferIsLive(id: number): boolean;
   /** The GEMM library (oneDNN), the ISA it dispatches to, its matmul implementations, and which vector paths our own kernels use. */
   gemmConfig(): GemmConfig;
+  /**
+   * Peak GFLOP/s of one core, measured on the calling thread (blocks it for about 6 × seconds): a
+   * dependency-free loop of f32 FMAs (zmm with AVX-512F, else ymm) and of bf16 vdpbf16ps zmm
+   * (null without AVX512_BF16).
+   */
+  peakProbe(seconds: number): { f32Gflops: number; bf16Gflops: number | null; f32Isa: 'avx512' | 'avx2' };
 }
 
 export interface GemmConfig {
