@@ -117,6 +117,48 @@ test('bf16 tensors: bad calls are refused by name (convert within one dtype, mix
   }
 });
 
+test('bf16 head + loss kernel: cpu equals ref on the same rounded operands (loss 1e-5, gradients rel L2 ≤ 5e-3) and stays within 1e-3 / 3e-2 of f32', { skip }, () => {
+  const rows = 45;
+  const dim = 40;
+  const vocab = 301;
+  let seed = 11;
+  const rand = (n: number, s = 1): Float32Array => Float32Array.from({ length: n }, () => s * (((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5));
+  const X = rand(rows * dim, 4);
+  const NW = rand(dim, 1).map((v) => 1 + v);
+  const HW = rand(vocab * dim, 0.5);
+  const targets = Int32Array.from(randInts(rows, vocab, 3));
+  targets[7] = -1;
+  const run = (be: Backend, lowp: boolean): { loss: number; dx: Float32Array; dNormW: Float32Array; dHeadW: Float32Array } => {
+    const t = (data: ArrayLike<number>, shape: number[], dtype: 'f32' | 'bf16' = 'f32') => {
+      const x = be.alloc(shape, dtype);
+      be.upload(x, data);
+      return x;
+    };
+    const x = t(X, [rows, dim]);
+    const headW = t(HW, [vocab, dim]);
+    const tg = be.alloc([rows], 'i32');
+    be.upload(tg, targets);
+    const lossOut = be.alloc([2], 'f64');
+    const grads = { dx: be.alloc([rows, dim]), dNormW: be.alloc([dim]), dHeadW: be.alloc([vocab, dim]), gradScale: 1 / rows };
+    be.headLoss({ x, normW: t(NW, [dim]), headW, targets: tg, eps: 1e-5, lossOut, lossIndex: 0, grads, chunkTokens: 16, ...(lowp && { headWLowp: t(HW, [vocab, dim], 'bf16') }) });
+    const f = (u: Parameters<Backend['download']>[0]): Float32Array => Float32Array.from(be.download(u));
+    return { loss: be.download(lossOut)[0]!, dx: f(grads.dx), dNormW: f(grads.dNormW), dHeadW: f(grads.dHeadW) };
+  };
+  const cpu = run(new CpuBackend({ threads: 2 }), true);
+  const ref = run(new RefBackend(), true);
+  const f32 = run(new RefBackend(), false);
+  assert.ok(Math.abs(cpu.loss - ref.loss) <= 1e-5 * ref.loss, `loss cpu ${cpu.loss} vs ref ${ref.loss}`);
+  assert.ok(Math.abs(cpu.loss - f32.loss) <= 1e-3 * f32.loss, `loss bf16 ${cpu.loss} vs f32 ${f32.loss}`);
+  for (const k of ['dx', 'dNormW', 'dHeadW'] as const) {
+    assert.ok(relL2(cpu[k], ref[k]) <= 5e-3, `${k}: cpu vs ref ${relL2(cpu[k], ref[k])}`);
+    assert.ok(relL2(cpu[k], f32[k]) <= 3e-2, `${k}: bf16 vs f32 ${relL2(cpu[k], f32[k])}`);
+  }
+  const r = new RefBackend();
+  const bad = { x: r.alloc([1, 2]), normW: r.alloc([2]), headW: r.alloc([3, 2]), targets: r.alloc([1], 'i32'), eps: 1e-5, lossOut: r.alloc([2], 'f64'), lossIndex: 0 };
+  assert.throws(() => r.headLoss({ ...bad, headWLowp: r.alloc([3, 2]) }), /headLoss: headWLowp must have dtype bf16, got f32/);
+  assert.throws(() => r.headLoss({ ...bad, headWLowp: r.alloc([2, 2], 'bf16') }), /headLoss: headWLowp .* must have 6 elements/);
+});
+
 async function trainStep(backend: Backend, precision: Precision, recompute: boolean): Promise<{ loss: number; grads: Map<string, Float32Array | Float64Array> }> {
   const config = modelConfig(undefined, { vocab: 97, d_model: 60, n_layers: 2, n_heads: 6, n_kv_heads: 2, ffn_dim: 83, seq_len: 70, tie_embeddings: true, init_std: 0.1 });
   const model = new Llama(backend, config, { recompute, chunkTokens: 37, precision });

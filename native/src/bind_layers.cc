@@ -274,12 +274,19 @@ Napi::Value Context::HeadLoss(const Napi::CallbackInfo& info) {
     const double eps = a.number("eps");
     const int64_t rows = a.integer("rows", 0), dim = a.integer("dim", 0, kMaxDim), vocab = a.integer("vocab", 0, kMaxDim);
     int64_t chunk = a.integer("chunkTokens", 1, kMaxDim);
+    const bool lowp = a.boolean("lowp");
+    TensorArg headWLow;
+    if (lowp) {
+      headWLow = a.tensor("headWLowp", kBF16);
+      if (!gemmInfo().bf16) a.fail("bf16 GEMMs need a CPU with bf16 instructions (AVX512_BF16 or AMX); oneDNN dispatches to " + gemmInfo().isa);
+    }
     const bool withGrads = a.boolean("withGrads");
     if (static_cast<size_t>(lossIndex) + 2 > lossOut.size) a.fail("lossIndex " + std::to_string(lossIndex) + " needs two slots in lossOut of " + std::to_string(lossOut.size));
     a.expectSize(x, checkedMul(a, rows, dim), "rows × dim");
     a.expectSize(normW, dim, "dim");
     a.expectSize(headW, checkedMul(a, vocab, dim), "vocab × dim");
     a.expectSize(targets, rows, "rows");
+    if (lowp) a.expectSize(headWLow, static_cast<int64_t>(headW.size), "the size of headW");
     HeadLossGrads g{};
     if (withGrads) {
       TensorArg dx = a.tensor("grads.dx", kF32);
@@ -293,6 +300,7 @@ Napi::Value Context::HeadLoss(const Napi::CallbackInfo& info) {
         for (const TensorArg* in : {&x, &normW, &headW, &targets, &lossOut}) {
           if (!(out == &dx && in == &x)) a.expectDisjoint(*out, *in);
         }
+        if (lowp) a.expectDisjoint(*out, headWLow);
       }
       a.expectDisjoint(dx, dNormW);
       a.expectDisjoint(dx, dHeadW);
@@ -307,16 +315,20 @@ Napi::Value Context::HeadLoss(const Napi::CallbackInfo& info) {
     chunk = std::min(chunk, rows);
     HeadLossShape s{static_cast<size_t>(rows), static_cast<size_t>(dim), static_cast<size_t>(vocab), static_cast<size_t>(chunk)};
     checkedMul(a, chunk, vocab);
-    float* area = scratch<float>(kSlotHead, headLossScratchFloats(s));
+    float* area = scratch<float>(kSlotHead, headLossScratchFloats(s, lowp));
     HeadLossScratch sc;
     sc.logits = area;
     sc.xn = sc.logits + s.chunk * s.vocab;
     sc.dxn = sc.xn + s.chunk * s.dim;
     sc.rstd = sc.dxn + s.chunk * s.dim;
     sc.partials = sc.rstd + s.chunk;
+    if (lowp) {
+      sc.xnLow = reinterpret_cast<uint16_t*>(sc.partials + rmsnormPartials(s.chunk, s.dim));
+      sc.logitsLow = sc.xnLow + s.chunk * s.dim;
+    }
     sc.rowLoss = scratch<double>(kSlotRowLoss, s.chunk);
     double sum = 0, count = 0;
-    headLoss(pool(), x.data<float>(), normW.data<float>(), headW.data<float>(), targets.data<int32_t>(), s, eps, withGrads ? &g : nullptr, sc, &sum, &count);
+    headLoss(pool(), x.data<float>(), normW.data<float>(), headW.data<float>(), lowp ? headWLow.data<uint16_t>() : nullptr, targets.data<int32_t>(), s, eps, withGrads ? &g : nullptr, sc, &sum, &count);
     slots[0] += sum;
     slots[1] += count;
     return info.Env().Undefined();

@@ -35,9 +35,12 @@ struct KeyHash {
   }
 };
 
+// A primitive with its memory objects and argument map, made once: a call only swaps the data
+// pointers (small attention GEMMs run thousands of times per step, so per-call setup matters).
 struct Prepared {
   dnnl::matmul prim;
-  dnnl::memory::desc a, b, c;
+  dnnl::memory a, b, c;
+  std::unordered_map<int, dnnl::memory> args;
 };
 
 // One per thread: the engine, a stream, and the primitives it created, least recently used last.
@@ -47,14 +50,16 @@ class ThreadGemm {
     omp_set_num_threads(1);
   }
   void run(const Key& key, const void* a, const void* b, float* c) {
-    const Prepared& p = prepared(key);
-    dnnl::memory am(p.a, engine_, const_cast<void*>(a)), bm(p.b, engine_, const_cast<void*>(b)), cm(p.c, engine_, c);
-    p.prim.execute(stream_, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    Prepared& p = prepared(key);
+    p.a.set_data_handle(const_cast<void*>(a));
+    p.b.set_data_handle(const_cast<void*>(b));
+    p.c.set_data_handle(c);
+    p.prim.execute(stream_, p.args);
   }
   dnnl::engine& engine() { return engine_; }
 
  private:
-  const Prepared& prepared(const Key& key) {
+  Prepared& prepared(const Key& key) {
     auto it = index_.find(key);
     if (it != index_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
@@ -73,10 +78,9 @@ class ThreadGemm {
     const dt in = key.type == static_cast<int>(GemmType::BF16) ? dt::bf16 : dt::f32;
     const dnnl::memory::dim m = key.m, n = key.n, k = key.k;
     // Row-major with leading dimensions; a transposed operand is the same memory read with swapped strides.
-    Prepared p;
-    p.a = dnnl::memory::desc({m, k}, in, key.transA ? dnnl::memory::dims{1, key.lda} : dnnl::memory::dims{key.lda, 1});
-    p.b = dnnl::memory::desc({k, n}, in, key.transB ? dnnl::memory::dims{1, key.ldb} : dnnl::memory::dims{key.ldb, 1});
-    p.c = dnnl::memory::desc({m, n}, dt::f32, dnnl::memory::dims{key.ldc, 1});
+    const dnnl::memory::desc ad({m, k}, in, key.transA ? dnnl::memory::dims{1, key.lda} : dnnl::memory::dims{key.lda, 1});
+    const dnnl::memory::desc bd({k, n}, in, key.transB ? dnnl::memory::dims{1, key.ldb} : dnnl::memory::dims{key.ldb, 1});
+    const dnnl::memory::desc cd({m, n}, dt::f32, dnnl::memory::dims{key.ldc, 1});
     dnnl::primitive_attr attr;
     if (key.alpha != 1.0f) attr.set_output_scales(0, {key.alpha});
     if (key.beta != 0.0f) {
@@ -84,8 +88,14 @@ class ThreadGemm {
       ops.append_sum(key.beta);
       attr.set_post_ops(ops);
     }
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine_);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), attr, engine_);
+    Prepared p;
     p.prim = dnnl::matmul(pd);
+    // Memory objects without a buffer of their own: every call sets the data pointers.
+    p.a = dnnl::memory(ad, engine_, DNNL_MEMORY_NONE);
+    p.b = dnnl::memory(bd, engine_, DNNL_MEMORY_NONE);
+    p.c = dnnl::memory(cd, engine_, DNNL_MEMORY_NONE);
+    p.args = {{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, p.b}, {DNNL_ARG_DST, p.c}};
     return p;
   }
 

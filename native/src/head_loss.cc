@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "elementwise.h"
 #include "gemm.h"
 #include "norm.h"
 #include "parallel.h"
@@ -27,9 +28,13 @@ double crossEntropyRow(float* __restrict row, size_t V, int32_t t, const HeadLos
 }
 }  // namespace
 
-size_t headLossScratchFloats(const HeadLossShape& s) { return s.chunk * s.vocab + 2 * s.chunk * s.dim + s.chunk + rmsnormPartials(s.chunk, s.dim); }
+size_t headLossScratchFloats(const HeadLossShape& s, bool lowp) {
+  const size_t f32 = s.chunk * s.vocab + 2 * s.chunk * s.dim + s.chunk + rmsnormPartials(s.chunk, s.dim);
+  return lowp ? f32 + (s.chunk * s.dim + s.chunk * s.vocab + 1) / 2 : f32;
+}
 
-void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& sc, double* lossSum, double* count) {
+void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const uint16_t* headWLow, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& sc, double* lossSum, double* count) {
+  const int D = static_cast<int>(s.dim), NV = static_cast<int>(s.vocab);
   const size_t d = s.dim, V = s.vocab;
   double total = 0, counted = 0;
   for (size_t c0 = 0; c0 < s.rows; c0 += s.chunk) {
@@ -37,7 +42,13 @@ void headLoss(ThreadPool& pool, const float* x, const float* normW, const float*
     const float* xc = x + c0 * d;
     const int32_t* tc = targets + c0;
     rmsnormForward(pool, sc.xn, sc.rstd, xc, normW, cr, d, eps);
-    sgemm(pool, false, true, static_cast<int>(cr), static_cast<int>(V), static_cast<int>(d), 1.0f, sc.xn, static_cast<int>(d), headW, static_cast<int>(d), 0.0f, sc.logits, static_cast<int>(V));
+    const int R = static_cast<int>(cr);
+    if (headWLow) {
+      toBf16Kernel(pool, sc.xnLow, sc.xn, cr * d);
+      gemm(pool, GemmType::BF16, false, true, R, NV, D, 1.0f, sc.xnLow, D, headWLow, D, 0.0f, sc.logits, NV);
+    } else {
+      sgemm(pool, false, true, R, NV, D, 1.0f, sc.xn, D, headW, D, 0.0f, sc.logits, NV);
+    }
     // Softmax cross-entropy per row; with gradients the row becomes gradScale·(softmax − onehot).
     parallelRanges(pool, cr, std::max<size_t>(1, rowsPerPart(V)), [&](size_t r0, size_t r1, size_t) {
       for (size_t r = r0; r < r1; r++) {
@@ -57,8 +68,14 @@ void headLoss(ThreadPool& pool, const float* x, const float* normW, const float*
       counted += 1;
     }
     if (!grads) continue;
-    sgemm(pool, false, false, static_cast<int>(cr), static_cast<int>(d), static_cast<int>(V), 1.0f, sc.logits, static_cast<int>(V), headW, static_cast<int>(d), 0.0f, sc.dxn, static_cast<int>(d));
-    sgemm(pool, true, false, static_cast<int>(V), static_cast<int>(d), static_cast<int>(cr), 1.0f, sc.logits, static_cast<int>(V), sc.xn, static_cast<int>(d), 1.0f, grads->dHeadW, static_cast<int>(d));
+    if (headWLow) {
+      toBf16Kernel(pool, sc.logitsLow, sc.logits, cr * V);
+      gemm(pool, GemmType::BF16, false, false, R, D, NV, 1.0f, sc.logitsLow, NV, headWLow, D, 0.0f, sc.dxn, D);
+      gemm(pool, GemmType::BF16, true, false, NV, D, R, 1.0f, sc.logitsLow, NV, sc.xnLow, D, 1.0f, grads->dHeadW, D);
+    } else {
+      sgemm(pool, false, false, R, D, NV, 1.0f, sc.logits, NV, headW, D, 0.0f, sc.dxn, D);
+      sgemm(pool, true, false, NV, D, R, 1.0f, sc.logits, NV, sc.xn, D, 1.0f, grads->dHeadW, D);
+    }
     // dxn is the gradient w.r.t. the normalised-and-scaled x: RMSNorm backward gives dx and dNormW.
     rmsnormBackward(pool, grads->dx + c0 * d, grads->dNormW, sc.dxn, xc, normW, sc.rstd, cr, d, false, sc.partials);
   }

@@ -28,11 +28,15 @@ struct HeadLossScratch {
   float* rstd;      // chunk
   double* rowLoss;  // chunk
   float* partials;  // rmsnormPartials(chunk, dim)
+  // bf16 GEMM operands (with headWLow only): x̂ and the logit gradients, rounded.
+  uint16_t* xnLow = nullptr;      // chunk × dim
+  uint16_t* logitsLow = nullptr;  // chunk × vocab
 };
 
-// Floats (4-byte units) of scratch needed, excluding rowLoss (chunk doubles).
-size_t headLossScratchFloats(const HeadLossShape& s);
+// Floats (4-byte units) of scratch needed, excluding rowLoss (chunk doubles); `lowp` adds the bf16 operands.
+size_t headLossScratchFloats(const HeadLossShape& s, bool lowp);
 
-void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& scratch, double* lossSum, double* count);
+// headWLow (bf16 bits of headW, or null): the three GEMMs read bf16 operands with f32 accumulation.
+void headLoss(ThreadPool& pool, const float* x, const float* normW, const float* headW, const uint16_t* headWLow, const int32_t* targets, const HeadLossShape& s, double eps, const HeadLossGrads* grads, const HeadLossScratch& scratch, double* lossSum, double* count);
 
 }  // namespace adabatch

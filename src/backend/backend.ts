@@ -209,6 +209,12 @@ export interface HeadLossArgs {
   };
   /** Tokens per chunk (bounds the chunk × vocab scratch); backend default when omitted. */
   chunkTokens?: number;
+  /**
+   * precision bf16: headW rounded to bf16 (same shape). The three head GEMMs then read bf16 operands
+   * (headWLowp, the normalised x and the logit gradients rounded as they are made) with f32
+   * accumulation; the norm, softmax, loss and all gradients stay f32.
+   */
+  headWLowp?: Tensor;
 }
 
 export function shapeSize(shape: readonly number[]): number {

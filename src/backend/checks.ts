@@ -212,6 +212,11 @@ export function checkHeadLoss(backend: string, a: HeadLossArgs): { rows: number;
   checkInt(K, 'lossIndex', a.lossIndex, 0);
   if (a.lossIndex + 2 > a.lossOut.size) fail(K, `lossIndex ${a.lossIndex} needs two slots in lossOut of ${a.lossOut.size}`);
   if (a.chunkTokens !== undefined) checkInt(K, 'chunkTokens', a.chunkTokens, 1);
+  if (a.headWLowp !== undefined) {
+    checkTensor(K, 'headWLowp', a.headWLowp, backend, 'bf16');
+    if (a.x.dtype !== 'f32') fail(K, `headWLowp (bf16) needs f32 activations, x is ${a.x.dtype}`);
+    checkSize(K, 'headWLowp', a.headWLowp, a.headW.size);
+  }
   if (a.grads) {
     checkTensor(K, 'grads.dx', a.grads.dx, backend, a.x.dtype);
     checkTensor(K, 'grads.dNormW', a.grads.dNormW, backend, a.x.dtype);

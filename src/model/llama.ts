@@ -156,6 +156,8 @@ export class Llama {
    * is acquired for a forward pass (once per micro-step) and read again by its backward.
    */
   private lowpWeights: Array<Record<LowpWeight, Tensor> | null> = [];
+  /** precision bf16: the LM head's weight (the embedding table when tied) in bf16, refreshed per micro-step. */
+  private lowpHead: Tensor | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -192,6 +194,8 @@ export class Llama {
   freeWorkspace(): void {
     for (const w of this.lowpWeights) if (w) for (const t of Object.values(w)) this.backend.free(t);
     this.lowpWeights = [];
+    if (this.lowpHead) this.backend.free(this.lowpHead);
+    this.lowpHead = null;
     if (!this.ws) return;
     for (const t of this.ws.allocations) this.backend.free(t);
     this.ws = null;
@@ -384,10 +388,15 @@ export class Llama {
       const dHeadW = tied ? this.unitWeights(this.layout.units[eu]!, await grads.grad(eu)).embed! : hg.lm_head!;
       g = { dx: this.mat(ws.dx, n, d), dNormW: hg.norm!, dHeadW, gradScale };
     }
+    if (ws.lowp) {
+      this.lowpHead ??= this.backend.alloc(headW.shape, 'bf16');
+      this.backend.convert(this.lowpHead, headW);
+    }
     this.backend.headLoss({
       x,
       normW: head.norm!,
       headW,
+      ...(ws.lowp && { headWLowp: this.lowpHead! }),
       targets,
       eps: this.config.norm_eps,
       lossOut,

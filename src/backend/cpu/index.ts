@@ -322,7 +322,9 @@ export class CpuBackend implements Backend {
     f32(K, { x: args.x });
     const g = args.grads;
     const chunk = args.chunkTokens ?? this.headChunk;
-    const head = [...q(args.x), ...q(args.normW), ...q(args.headW), ...q(args.targets), ...q(args.lossOut), args.lossIndex, args.eps, rows, dim, vocab, chunk];
+    if (args.headWLowp) this.requireBf16(K);
+    const lowp = args.headWLowp ? [true, ...q(args.headWLowp)] : [false];
+    const head = [...q(args.x), ...q(args.normW), ...q(args.headW), ...q(args.targets), ...q(args.lossOut), args.lossIndex, args.eps, rows, dim, vocab, chunk, ...lowp];
     if (g) this.ctx.headLoss(...head, true, ...q(g.dx), ...q(g.dNormW), ...q(g.dHeadW), g.gradScale);
     else this.ctx.headLoss(...head, false);
   }

@@ -276,6 +276,7 @@ export class RefBackend implements Backend {
       vocab,
       eps: args.eps,
       ...(g && { grads: { dx: this.floats(g.dx, K, 'dx'), dNormW: this.floats(g.dNormW, K, 'dNormW'), dHeadW: this.floats(g.dHeadW, K, 'dHeadW'), gradScale: g.gradScale } }),
+      ...(args.headWLowp && { lowp: { headW: this.arr(args.headWLowp, K) as M.Floats, round: roundToBf16 } }),
     });
     const lo = this.floats(args.lossOut, K, 'lossOut');
     lo[args.lossIndex] += sum;

@@ -221,11 +221,18 @@ export interface HeadLossRef {
   vocab: number;
   eps: number;
   grads?: { dx: Floats; dNormW: Floats; dHeadW: Floats; gradScale: number };
+  /** bf16 GEMM operands: headW's bf16 copy; the normalised x and the logit gradients are rounded with `round`. */
+  lowp?: { headW: Floats; round: (v: number) => number };
 }
 
-/** Returns [Σ loss, count of counted tokens]. One row at a time: the logits of a single token only. */
+/**
+ * Returns [Σ loss, count of counted tokens]. One row at a time: the logits of a single token only.
+ * With `lowp`, the products read bf16 operands as the cpu backend's GEMMs do (x̂ rounded from its
+ * float32 value, each logit gradient rounded from its float32 value), sums in float64.
+ */
 export function headLoss(a: HeadLossRef): [number, number] {
-  const { x, normW, headW, targets, rows, dim, vocab, eps } = a;
+  const { x, normW, headW, targets, rows, dim, vocab, eps, lowp } = a;
+  const W = lowp ? lowp.headW : headW;
   const xn = new Float64Array(dim);
   const logits = new Float64Array(vocab);
   const dxn = new Float64Array(dim);
@@ -243,10 +250,11 @@ export function headLoss(a: HeadLossRef): [number, number] {
     for (let i = 0; i < dim; i++) ss += x[o + i]! * x[o + i]!;
     const rs = 1 / Math.sqrt(ss / dim + eps);
     for (let i = 0; i < dim; i++) xn[i] = x[o + i]! * rs * normW[i]!;
+    if (lowp) for (let i = 0; i < dim; i++) xn[i] = lowp.round(Math.fround(xn[i]!));
     let max = -Infinity;
     for (let v = 0; v < vocab; v++) {
       let s = 0;
-      for (let i = 0; i < dim; i++) s += headW[v * dim + i]! * xn[i]!;
+      for (let i = 0; i < dim; i++) s += W[v * dim + i]! * xn[i]!;
       logits[v] = s;
       if (s > max) max = s;
     }
@@ -259,10 +267,11 @@ export function headLoss(a: HeadLossRef): [number, number] {
     const { dx, dNormW, dHeadW, gradScale } = a.grads;
     dxn.fill(0);
     for (let v = 0; v < vocab; v++) {
-      const dl = (Math.exp(logits[v]! - lse) - (v === target ? 1 : 0)) * gradScale;
+      let dl = (Math.exp(logits[v]! - lse) - (v === target ? 1 : 0)) * gradScale;
+      if (lowp) dl = lowp.round(Math.fround(dl));
       for (let i = 0; i < dim; i++) {
         dHeadW[v * dim + i] = dHeadW[v * dim + i]! + dl * xn[i]!;
-        dxn[i] = dxn[i]! + dl * headW[v * dim + i]!;
+        dxn[i] = dxn[i]! + dl * W[v * dim + i]!;
       }
     }
     let dot = 0;
