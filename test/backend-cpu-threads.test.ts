@@ -1,10 +1,12 @@
 /**
  * Threads: the addon loads in worker_threads (context-aware), single-threaded backend instances in
- * several workers call OpenBLAS concurrently and still equal ref, buffer ids come from one
- * process-global registry, a worker's buffers are released when it exits, and kernel results do not
- * depend on the number of pool threads.
+ * several workers call oneDNN concurrently and still equal ref, oneDNN starts no OpenMP threads of
+ * its own (2 ranks × 1 thread use 2 threads), buffer ids come from one process-global registry, a
+ * worker's buffers are released when it exits, and kernel results do not depend on the number of
+ * pool threads.
  */
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { CpuBackend } from '../src/backend/cpu/index.js';
@@ -72,6 +74,46 @@ if (!isMainThread) {
     }
     const all = reports.flatMap((r) => r.ids);
     assert.equal(new Set(all).size, all.length, 'buffer ids are unique across workers');
+  });
+
+  test('two single-threaded ranks in one process run their GEMMs (f32 and bf16) without any further thread: oneDNN starts no OpenMP team', () => {
+    // In a child, so nothing else in the process starts threads meanwhile. Each worker builds its
+    // backend and runs one small GEMM (the addon and oneDNN are loaded), reports ready, then runs
+    // large GEMMs; the process's thread count must not change. Without the team size of one, each
+    // calling thread would start its own OpenMP team (measured: +1 thread per worker by default on
+    // 2 cores, +3 with OMP_NUM_THREADS=4).
+    const cpuModule = new URL('../src/backend/cpu/index.js', import.meta.url).href;
+    const script = `
+      import { Worker } from 'node:worker_threads';
+      import { readdirSync } from 'node:fs';
+      const threads = () => readdirSync('/proc/self/task').length;
+      const body = \`
+        const { parentPort } = await import('node:worker_threads');
+        const { CpuBackend, gemmConfig } = await import(${JSON.stringify(cpuModule)});
+        const be = new CpuBackend({ threads: 1 });
+        const gemm = (n, dtype) => { const a = be.alloc([n, n], dtype), b = be.alloc([n, n], dtype), c = be.alloc([n, n]); be.fill(a, 0.5); be.fill(b, 0.25); be.matmul(c, a, b, false, true); return be.download(c)[0]; };
+        gemm(8, 'f32');
+        parentPort.postMessage('ready');
+        parentPort.once('message', () => {
+          let x = gemm(768, 'f32');
+          if (gemmConfig().bf16) x += gemm(768, 'bf16');
+          parentPort.postMessage(x);
+        });
+      \`;
+      const workers = [0, 1].map(() => new Worker(body, { eval: true }));
+      await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))));
+      const before = threads();
+      const results = await Promise.all(workers.map((w) => { const p = new Promise((r) => w.once('message', r)); w.postMessage('go'); return p; }));
+      console.log(JSON.stringify({ before, after: threads(), results }));
+      await Promise.all(workers.map((w) => w.terminate()));
+    `;
+    // OMP_NUM_THREADS=4 asks libgomp for teams of 4: a GEMM that honoured it would add 3 threads per worker.
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '4' } });
+    assert.equal(r.status, 0, r.stderr);
+    const { before, after, results } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { before: number; after: number; results: number[] };
+    for (const x of results) assert.ok(x === 768 * 0.125 || x === 2 * 768 * 0.125, `GEMM result ${x}`);
+    // (Node may retire an idle internal thread meanwhile: fewer is fine, more is not.)
+    assert.ok(after <= before, `threads before the large GEMMs ${before}, after ${after}: GEMMs started threads`);
   });
 
   test("a worker's buffers are released when it exits", async () => {

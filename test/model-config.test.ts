@@ -46,11 +46,11 @@ test('invalid model configs name the offending field', () => {
   assert.throws(() => modelConfig('huge'), /unknown model preset 'huge' \(known presets: tiny, A, B, tinyllama\)/);
 });
 
-test('estimateMemory matches what the backend actually allocates', async () => {
+for (const precision of ['f32', 'bf16'] as const) test(`estimateMemory matches what the backend actually allocates (precision ${precision})`, async () => {
   const be = new RefBackend();
   const cfg = modelConfig('tiny', { seq_len: 32 });
   const base = be.liveBytes();
-  const model = new Llama(be, cfg);
+  const model = new Llama(be, cfg, { precision });
   const replica = new LocalReplica(be, model.layout);
   const adamw = new AdamW(be, model.layout, ADAMW_DEFAULTS);
   const tokens = be.alloc([3 * 32], 'i32');
@@ -58,10 +58,13 @@ test('estimateMemory matches what the backend actually allocates', async () => {
   replica.beginStep();
   replica.beginMicroStep(1, stats, 0);
   await model.forwardBackward(tokens, tokens, 3, 32, replica, replica, stats, 2, 1);
-  const e = estimateMemory(cfg, 3);
+  const e = estimateMemory(cfg, 3, { precision });
   const allocated = be.liveBytes() - base;
-  // Everything the estimate counts, except the scratch a second micro-step and the head kernel would use.
-  const counted = e.params + e.grads + e.optimizer + e.activations;
+  // Everything the estimate counts, except the scratch a second micro-step and the head kernel would
+  // use (bf16: the head kernel's rounded chunk, 2 bytes × chunk × (d + vocab), is native scratch).
+  const headChunk = precision === 'bf16' ? 2 * 96 * (cfg.d_model + cfg.vocab) : 0;
+  const counted = e.params + e.grads + e.optimizer + e.activations + e.lowPrecision - headChunk;
+  if (precision === 'f32') assert.equal(e.lowPrecision, 0);
   assert.ok(Math.abs(allocated - counted) / counted < 0.02, `allocated ${allocated} vs estimate ${counted}`);
   assert.ok(e.total > counted);
   adamw.free();

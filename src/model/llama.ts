@@ -86,6 +86,9 @@ export interface LlamaOptions {
 
 export type Precision = 'f32' | 'bf16';
 
+/** Cached GEMM inputs that backward reads only through their bf16 copies (precision bf16). */
+export const BF16_ONLY_IN_BACKWARD = ['xn1', 'xn2', 'h'] as const;
+
 /** The block weight matrices that get bf16 copies under precision bf16. */
 const LOWP_WEIGHTS = ['qkv', 'o', 'gate_up', 'down'] as const;
 type LowpWeight = (typeof LOWP_WEIGHTS)[number];
@@ -246,9 +249,12 @@ export class Llama {
       allocations.push(t);
       return t;
     };
+    // precision bf16: backward reads these GEMM inputs only as their bf16 copies, so the float32
+    // ones are scratch that every block shares.
+    const shared = new Map<keyof BlockCache, Tensor>(this.precision === 'bf16' ? BF16_ONLY_IN_BACKWARD.map((k) => [k, a(sizes.cache[k])]) : []);
     const cache = (): BlockCache => {
       const c = {} as Record<keyof BlockCache, Tensor>;
-      for (const k of Object.keys(sizes.cache) as Array<keyof BlockCache>) c[k] = a(sizes.cache[k]);
+      for (const k of Object.keys(sizes.cache) as Array<keyof BlockCache>) c[k] = shared.get(k) ?? a(sizes.cache[k]);
       return c;
     };
     const residual = Array.from({ length: this.config.n_layers + 1 }, () => a(sizes.residual));
