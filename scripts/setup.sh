@@ -20,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The webgpu backend's tests run on Mesa's software Vulkan driver (lavapipe) where there is no GPU.
+bash scripts/install-vulkan.sh || echo "setup: continuing without Vulkan: the webgpu tests will say they are skipped" >&2
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error

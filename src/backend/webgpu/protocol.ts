@@ -1,0 +1,47 @@
+/**
+ * Messages between the webgpu backend (any JavaScript thread) and its GPU worker thread.
+ *
+ * WebGPU reads results back asynchronously (mapAsync), but the Backend interface is synchronous
+ * (download returns the data). So the device lives in a worker thread of its own: kernel calls are
+ * posted to it in order and return at once; a synchronous call (init, download, synchronize) posts
+ * its request and blocks the caller with Atomics.wait until the worker, whose event loop keeps
+ * turning, writes the answer into shared memory and notifies.
+ */
+
+/** Words of the shared control block. */
+export const CTRL_DONE = 0; // sequence number of the last completed synchronous request
+export const CTRL_STATUS = 1; // 0 ok, 1 failed (message in the error buffer)
+export const CTRL_ERROR_BYTES = 2; // length of the UTF-8 message
+export const CTRL_WORDS = 4;
+export const ERROR_BUFFER_BYTES = 8192;
+
+export interface DeviceRequest {
+  /** Which adapter, when several ('high-performance' first). */
+  powerPreference?: 'high-performance' | 'low-power';
+  /** Dawn toggles and options for `create()`, e.g. ['backend=vulkan']. */
+  dawnOptions?: string[];
+}
+
+export interface DeviceDescription {
+  adapter: string;
+  features: string[];
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/** A view of a buffer: id, byte offset, byte length. */
+export type Region = [id: number, offset: number, bytes: number];
+
+export type Command =
+  | { op: 'init'; seq: number; ctrl: SharedArrayBuffer; error: SharedArrayBuffer; result: SharedArrayBuffer; request: DeviceRequest }
+  | { op: 'alloc'; id: number; bytes: number }
+  | { op: 'free'; id: number }
+  | { op: 'upload'; dst: Region; data: ArrayBuffer }
+  | { op: 'download'; seq: number; src: Region; out: SharedArrayBuffer }
+  | { op: 'copy'; dst: Region; src: Region }
+  | { op: 'fill'; dst: Region; words: [number, number]; period: 1 | 2 }
+  | { op: 'flat'; kernel: 'scale' | 'axpy' | 'add' | 'addInplace' | 'doubleInplace'; n: number; a: number; regions: Region[] }
+  | { op: 'reduce'; mode: 0 | 1 | 2; n: number; a: number; x: Region; y: Region | null; out: Region }
+  | { op: 'matmul'; m: number; n: number; k: number; transA: boolean; transB: boolean; alpha: number; beta: number; c: Region; a: Region; b: Region }
+  | { op: 'sync'; seq: number }
+  | { op: 'close' };
