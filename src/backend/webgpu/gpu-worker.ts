@@ -1,13 +1,13 @@
 /**
  * The GPU worker of the webgpu backend: owns the WebGPU device, the buffers and the pipelines, and
- * runs the commands the backend posts, in order (protocol.ts). Kernels are recorded into one
- * command encoder (one compute pass for consecutive dispatches) and submitted in batches: when a
- * copy, upload or readback needs the queue, when the uniform ring is full, or every 256 dispatches.
+ * runs the commands the backend posts, in order (protocol.ts). It knows no kernel: each dispatch
+ * brings its WGSL (once), its parameters and its tensors. Dispatches are recorded into one command
+ * encoder (one compute pass for consecutive dispatches) and submitted in batches: when a copy,
+ * upload or readback needs the queue, or when the uniform ring is full (128 dispatches).
  */
 import { parentPort } from 'node:worker_threads';
 import { create, globals } from 'webgpu';
-import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
-import * as S from './shaders.js';
+import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, type Binding, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
 Object.assign(globalThis, globals);
 
@@ -23,9 +23,6 @@ class Gpu {
   private pass: GPUComputePassEncoder | null = null;
   private ring: GPUBuffer;
   private ringNext = 0;
-  private readonly partials: GPUBuffer;
-  /** Bound where a kernel's optional input is absent. */
-  private readonly dummy: GPUBuffer;
   /** Temporaries of the batch being recorded, destroyed once it is submitted. */
   private temps: GPUBuffer[] = [];
   /** The first error a fire-and-forget command met; reported by the next synchronous request. */
@@ -39,8 +36,6 @@ class Gpu {
     readonly description: DeviceDescription,
   ) {
     this.ring = device.createBuffer({ size: UNIFORM_STRIDE * RING_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.partials = device.createBuffer({ size: 8 * S.FLAT_WG * 64, usage: GPUBufferUsage.STORAGE });
-    this.dummy = device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE });
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= `WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`;
     });
@@ -52,8 +47,11 @@ class Gpu {
   }
 
   free(id: number): void {
-    this.buffers.get(id)?.destroy();
+    const b = this.buffers.get(id);
     this.buffers.delete(id);
+    // Recorded commands may still use it: destroy it once they are submitted.
+    if (b && this.encoder) this.temps.push(b);
+    else b?.destroy();
   }
 
   private buffer(id: number): GPUBuffer {
@@ -106,23 +104,6 @@ class Gpu {
     return { resource: { buffer: this.buffer(id), offset: start, size }, word: (offset - start) / 4 };
   }
 
-  /** Records one dispatch: uniform block `params` (≤ 256 bytes) at binding 0, storage at 1…. */
-  private dispatch(name: string, code: string, params: ArrayBuffer, storage: GPUBufferBinding[], groups: [number, number]): void {
-    if (this.ringNext === RING_SLOTS) this.flush();
-    const slot = this.ringNext++;
-    // Written at this slot before the batch is submitted; each slot is used once per batch.
-    this.device.queue.writeBuffer(this.ring, slot * UNIFORM_STRIDE, params);
-    const pipe = this.pipeline(name, code);
-    const bind = this.device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: this.ring, offset: slot * UNIFORM_STRIDE, size: params.byteLength } }, ...storage.map((resource, i) => ({ binding: i + 1, resource }))],
-    });
-    this.pass ??= this.enc().beginComputePass();
-    this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, bind);
-    this.pass.dispatchWorkgroups(groups[0], groups[1]);
-  }
-
   upload(dst: Region, data: ArrayBuffer): void {
     // Kernels recorded before this upload must see the old contents: submit them first.
     this.flush();
@@ -157,76 +138,56 @@ class Gpu {
     tmp.destroy();
   }
 
-  fill(dst: Region, words: [number, number], period: 1 | 2): void {
-    const n = dst[2] / 4;
-    if (n === 0) return;
-    const b = this.binding(dst);
-    const p = new Uint32Array([n, b.word, words[0], words[1], period, 0, 0, 0]);
-    this.dispatch('fill', S.FILL, p.buffer, [b.resource], [flatGroups(n), 1]);
+  /**
+   * One dispatch (protocol.ts): the offsets block, the params block and the tensors. A tensor the
+   * kernel reads from the buffer of one it writes is read from a copy (WebGPU forbids a writable
+   * binding aliasing another); two written tensors must not share a buffer.
+   */
+  run(name: string, code: string | undefined, params: ArrayBuffer, bindings: Binding[], groups: [number, number, number]): void {
+    if (code !== undefined && !this.pipelines.has(name)) this.pipeline(name, code);
+    const pipe = this.pipelines.get(name);
+    if (!pipe) throw new Error(`webgpu: kernel '${name}' was never compiled`);
+    const written = new Set(bindings.filter((b) => b.write).map((b) => b.region[0]));
+    if (written.size !== bindings.filter((b) => b.write).length) throw new Error(`webgpu: kernel '${name}' writes two tensors of one buffer`);
+    const offsets = new Uint32Array(16);
+    const resources = bindings.map((b, i) => {
+      if (!b.write && written.has(b.region[0])) return this.separateCopy(b.region);
+      const { resource, word } = this.binding(b.region);
+      offsets[i] = word;
+      return resource;
+    });
+    if (this.ringNext + 2 > RING_SLOTS) this.flush();
+    const slot = this.ringNext;
+    this.ringNext += 2;
+    // Written at these slots before the batch is submitted; each slot is used once per batch.
+    this.device.queue.writeBuffer(this.ring, slot * UNIFORM_STRIDE, offsets);
+    const paramBytes = Math.max(16, Math.ceil(params.byteLength / 16) * 16);
+    const padded = new Uint8Array(paramBytes);
+    padded.set(new Uint8Array(params));
+    this.device.queue.writeBuffer(this.ring, (slot + 1) * UNIFORM_STRIDE, padded);
+    const bind = this.device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: this.ring, offset: slot * UNIFORM_STRIDE, size: 64 } },
+        { binding: 1, resource: { buffer: this.ring, offset: (slot + 1) * UNIFORM_STRIDE, size: paramBytes } },
+        ...resources.map((resource, i) => ({ binding: i + 2, resource })),
+      ],
+    });
+    this.pass ??= this.enc().beginComputePass();
+    this.pass.setPipeline(pipe);
+    this.pass.setBindGroup(0, bind);
+    this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
   }
 
-  flat(kernel: 'scale' | 'axpy' | 'add' | 'addInplace' | 'doubleInplace', n: number, a: number, regions: Region[]): void {
-    if (n === 0) return;
-    const bs = regions.map((r) => this.binding(r));
-    // Inputs in the written tensor's buffer are read from a copy (a writable binding must not alias).
-    const resources = bs.map((b, i) => (i > 0 && regions[i]![0] === regions[0]![0] ? this.separateCopy(regions[i]!) : b.resource));
-    const words = bs.map((b, i) => (i > 0 && regions[i]![0] === regions[0]![0] ? 0 : b.word));
-    const p = new ArrayBuffer(32);
-    new Uint32Array(p, 0, 4).set([n, words[0] ?? 0, words[1] ?? 0, words[2] ?? 0]);
-    new Float32Array(p, 16, 2).set([a, 0]);
-    const code = { scale: S.SCALE, axpy: S.AXPY, add: S.ADD, addInplace: S.ADD_INPLACE, doubleInplace: S.DOUBLE_INPLACE }[kernel];
-    this.dispatch(kernel, code, p, resources, [flatGroups(n), 1]);
-  }
-
-  reduce(mode: 0 | 1 | 2, n: number, a: number, x: Region, y: Region | null, out: Region): void {
-    const bx = this.binding(x);
-    const bo = this.binding(out);
-    // A few workgroups' partials, then one workgroup adds them into the double-float slot.
-    const groups = Math.max(1, Math.min(64, Math.ceil(n / (S.FLAT_WG * 16))));
-    if (n > 0) {
-      // y is bound read-only next to x (read-write): from its own buffer, a copy, or a dummy (mode 0).
-      let yRes: GPUBufferBinding = { buffer: this.dummy, offset: 0, size: 4 };
-      let yWord = 0;
-      if (y !== null && y[0] === x[0]) yRes = this.separateCopy(y);
-      else if (y !== null) ({ resource: yRes, word: yWord } = this.binding(y));
-      const p1 = new ArrayBuffer(32);
-      new Uint32Array(p1, 0, 4).set([n, bx.word, yWord, 0]);
-      new Float32Array(p1, 16, 2).set([a, 0]);
-      new Uint32Array(p1, 24, 2).set([mode, 0]);
-      this.dispatch('reducePartial', S.REDUCE_PARTIAL, p1, [bx.resource, yRes, { buffer: this.partials, offset: 0, size: 8 * groups }], [groups, 1]);
-    }
-    const p2 = new ArrayBuffer(32);
-    new Uint32Array(p2, 0, 4).set([n > 0 ? groups : 0, bo.word, 0, 0]);
-    this.dispatch('reduceFinish', S.REDUCE_FINISH, p2, [bo.resource, { buffer: this.partials, offset: 0, size: 8 * groups }], [1, 1]);
-  }
-
-  /** A region of the same buffer as another binding of one dispatch, copied out (bindings must not alias a writable one). */
+  /** A region of the same buffer as a written binding of one dispatch, copied out. */
   private separateCopy(r: Region): GPUBufferBinding {
-    const bytes = Math.max(4, r[2]);
-    const tmp = this.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const size = Math.max(4, Math.ceil(r[2] / 4) * 4);
+    const tmp = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     this.temps.push(tmp);
-    if (r[2] > 0) this.copyEncoder().copyBufferToBuffer(this.buffer(r[0]), r[1], tmp, 0, r[2]);
-    return { buffer: tmp, offset: 0, size: Math.ceil(bytes / 4) * 4 };
-  }
-
-  matmul(c: Command & { op: 'matmul' }): void {
-    if (c.m === 0 || c.n === 0) return;
-    const bc = this.binding(c.c);
-    const ba = this.binding(c.a);
-    const bb = this.binding(c.b);
-    // Operands in C's buffer are read from copies (a writable binding must not alias another).
-    const aCopied = c.a[0] === c.c[0];
-    const bCopied = c.b[0] === c.c[0];
-    const a = aCopied ? this.separateCopy(c.a) : ba.resource;
-    const b = bCopied ? this.separateCopy(c.b) : bb.resource;
-    const p = new ArrayBuffer(48);
-    new Uint32Array(p, 0, 8).set([c.m, c.n, c.k, c.transA ? 1 : 0, c.transB ? 1 : 0, aCopied ? 0 : ba.word, bCopied ? 0 : bb.word, bc.word]);
-    new Float32Array(p, 32, 2).set([c.alpha, c.beta]);
-    this.dispatch('matmul', S.MATMUL, p, [bc.resource, a, b], [Math.ceil(c.n / S.MM_TILE), Math.ceil(c.m / S.MM_TILE)]);
+    if (r[2] > 0) this.copyEncoder().copyBufferToBuffer(this.buffer(r[0]), r[1], tmp, 0, Math.ceil(r[2] / 4) * 4);
+    return { buffer: tmp, offset: 0, size };
   }
 }
-
-const flatGroups = (n: number): number => Math.max(1, Math.min(S.MAX_FLAT_GROUPS, Math.ceil(n / S.FLAT_WG)));
 
 async function openDevice(request: DeviceRequest): Promise<Gpu> {
   const gpu = create(request.dawnOptions ?? []);
@@ -246,6 +207,7 @@ async function openDevice(request: DeviceRequest): Promise<Gpu> {
     features: [...adapter.features].map(String).sort(),
     maxBufferSize: limits.maxBufferSize,
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
   };
   return new Gpu(device, gpu, description);
 }
@@ -312,14 +274,8 @@ async function run(c: Command): Promise<void> {
         return g.upload(c.dst, c.data);
       case 'copy':
         return g.copy(c.dst, c.src);
-      case 'fill':
-        return g.fill(c.dst, c.words, c.period);
-      case 'flat':
-        return g.flat(c.kernel, c.n, c.a, c.regions);
-      case 'reduce':
-        return g.reduce(c.mode, c.n, c.a, c.x, c.y, c.out);
-      case 'matmul':
-        return g.matmul(c);
+      case 'dispatch':
+        return g.run(c.name, c.code, c.params, c.bindings, c.groups);
       case 'close':
         g.flush();
         g.device.destroy();

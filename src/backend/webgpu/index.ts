@@ -12,6 +12,8 @@
 import { Worker } from 'node:worker_threads';
 import { DTYPE_BYTES, shapeSize, type Backend, type DType, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
+import * as K from './kernels/basic.js';
+import type { GpuBinding, GpuContext, KernelSource } from './kernels/common.js';
 import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, CTRL_WORDS, ERROR_BUFFER_BYTES, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
 /** The Backend methods this backend implements so far. */
@@ -51,6 +53,10 @@ const DEVICE_BYTES: Record<DType, number> = { ...DTYPE_BYTES };
 export class WebGpuBackend implements WebGpuKernels {
   readonly name = 'webgpu';
   readonly device: DeviceDescription;
+  /** What kernel modules dispatch through (kernels/common.ts). */
+  private readonly ctx: GpuContext;
+  /** Kernels whose WGSL the worker has (sent with their first dispatch). */
+  private readonly compiled = new Set<string>();
   private readonly worker: Worker;
   private readonly ctrl: Int32Array;
   private readonly errorBuffer: SharedArrayBuffer;
@@ -75,6 +81,23 @@ export class WebGpuBackend implements WebGpuKernels {
     this.request((seq) => ({ op: 'init', seq, ctrl: this.ctrl.buffer as SharedArrayBuffer, error: this.errorBuffer, result, request }), 'open the WebGPU device');
     const text = new TextDecoder().decode(new Uint8Array(result).slice(0, new Uint8Array(result).indexOf(0)));
     this.device = JSON.parse(text) as DeviceDescription;
+    this.ctx = {
+      dispatch: (k, p, b, g) => this.dispatch(k, p, b, g),
+      alloc: (shape, dtype) => this.alloc(shape, dtype),
+      free: (t) => this.free(t),
+      limits: { maxComputeWorkgroupsPerDimension: this.device.maxComputeWorkgroupsPerDimension },
+    };
+  }
+
+  private dispatch(k: KernelSource, params: ArrayBuffer, bindings: GpuBinding[], groups: [number, number?, number?]): void {
+    const first = !this.compiled.has(k.name);
+    this.compiled.add(k.name);
+    this.post({ op: 'dispatch', name: k.name, ...(first && { code: k.code }), params, bindings: bindings.map((b) => ({ region: this.region(b.t), write: b.write === true })), groups: [groups[0], groups[1] ?? 1, groups[2] ?? 1] });
+  }
+
+  /** The dispatch context kernel modules use (kernels/common.ts); tests call kernel modules through it. */
+  get context(): GpuContext {
+    return this.ctx;
   }
 
   /** Closes the device and its worker; the backend cannot be used afterwards. */
@@ -207,14 +230,7 @@ export class WebGpuBackend implements WebGpuKernels {
   fill(t: Tensor, value: number): void {
     C.checkTensor('fill', 't', t, this.name);
     C.checkFinite('fill', 'value', value);
-    const words = new Uint32Array(2);
-    if (t.dtype === 'f64') {
-      const f = new Float32Array(words.buffer);
-      f[0] = Math.fround(value);
-      f[1] = Math.fround(value - f[0]!);
-    } else if (t.dtype === 'i32') new Int32Array(words.buffer)[0] = value;
-    else new Float32Array(words.buffer)[0] = value;
-    this.post({ op: 'fill', dst: this.region(t), words: [words[0]!, words[1]!], period: t.dtype === 'f64' ? 2 : 1 });
+    K.fill(this.ctx, t, value);
   }
 
   synchronize(): void {
@@ -232,7 +248,7 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('scale', 'x', x, this.name);
     C.checkFinite('scale', 'alpha', alpha);
     this.f32('scale', { x });
-    this.post({ op: 'flat', kernel: 'scale', n: x.size, a: alpha, regions: [this.region(x)] });
+    K.scale(this.ctx, x, alpha);
   }
 
   axpy(y: Tensor, alpha: number, x: Tensor): void {
@@ -241,7 +257,7 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('axpy', 'x', x, this.name, y.dtype);
     C.checkSameSize('axpy', ['y', 'x'], [y, x]);
     this.f32('axpy', { y });
-    this.post({ op: 'flat', kernel: 'axpy', n: y.size, a: alpha, regions: [this.region(y), this.region(x)] });
+    K.axpy(this.ctx, y, alpha, x);
   }
 
   add(out: Tensor, a: Tensor, b: Tensor): void {
@@ -250,26 +266,14 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('add', 'b', b, this.name, out.dtype);
     C.checkSameSize('add', ['out', 'a', 'b'], [out, a, b]);
     this.f32('add', { out });
-    const same = (u: Tensor, v: Tensor): boolean => u.buffer === v.buffer && u.offset === v.offset;
-    const [ro, ra, rb] = [this.region(out), this.region(a), this.region(b)];
-    const n = out.size;
-    if (same(out, a) && same(out, b)) this.post({ op: 'flat', kernel: 'doubleInplace', n, a: 0, regions: [ro] });
-    else if (same(out, a)) this.post({ op: 'flat', kernel: 'addInplace', n, a: 0, regions: [ro, rb] });
-    else if (same(out, b)) this.post({ op: 'flat', kernel: 'addInplace', n, a: 0, regions: [ro, ra] });
-    else this.post({ op: 'flat', kernel: 'add', n, a: 0, regions: [ro, ra, rb] });
-  }
-
-  /** The 8-byte double-float slot out[index]. */
-  private slot(kernel: string, out: Tensor, index: number): Region {
-    C.checkStatSlot(this.name, kernel, out, index);
-    const r = this.region(out);
-    return [r[0], r[1] + 8 * index, 8];
+    K.add(this.ctx, out, a, b);
   }
 
   sumSquares(x: Tensor, out: Tensor, index: number): void {
     C.checkTensor('sumSquares', 'x', x, this.name);
     this.f32('sumSquares', { x });
-    this.post({ op: 'reduce', mode: 0, n: x.size, a: 0, x: this.region(x), y: null, out: this.slot('sumSquares', out, index) });
+    C.checkStatSlot(this.name, 'sumSquares', out, index);
+    K.reduce(this.ctx, 0, x, null, 0, out, index);
   }
 
   dot(a: Tensor, b: Tensor, out: Tensor, index: number): void {
@@ -277,7 +281,8 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('dot', 'b', b, this.name, a.dtype);
     C.checkSameSize('dot', ['a', 'b'], [a, b]);
     this.f32('dot', { a });
-    this.post({ op: 'reduce', mode: 1, n: a.size, a: 0, x: this.region(a), y: this.region(b), out: this.slot('dot', out, index) });
+    C.checkStatSlot(this.name, 'dot', out, index);
+    K.reduce(this.ctx, 1, a, b, 0, out, index);
   }
 
   accumulateWithNorm(acc: Tensor, alpha: number, g: Tensor, out: Tensor, index: number): void {
@@ -286,12 +291,13 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('accumulateWithNorm', 'g', g, this.name, acc.dtype);
     C.checkSameSize('accumulateWithNorm', ['acc', 'g'], [acc, g]);
     this.f32('accumulateWithNorm', { acc });
-    this.post({ op: 'reduce', mode: 2, n: acc.size, a: alpha, x: this.region(acc), y: this.region(g), out: this.slot('accumulateWithNorm', out, index) });
+    C.checkStatSlot(this.name, 'accumulateWithNorm', out, index);
+    K.reduce(this.ctx, 2, acc, g, alpha, out, index);
   }
 
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1, beta = 0): void {
     const { m, n, k } = C.checkMatmul(this.name, c, a, b, transA, transB, alpha, beta);
     this.f32('matmul', { c, a });
-    this.post({ op: 'matmul', m, n, k, transA: transA === true, transB: transB === true, alpha, beta, c: this.region(c), a: this.region(a), b: this.region(b) });
+    K.matmul(this.ctx, c, a, b, m, n, k, transA === true, transB === true, alpha, beta);
   }
 }

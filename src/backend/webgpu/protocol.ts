@@ -27,10 +27,17 @@ export interface DeviceDescription {
   features: string[];
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupsPerDimension: number;
 }
 
 /** A view of a buffer: id, byte offset, byte length. */
 export type Region = [id: number, offset: number, bytes: number];
+
+/** A tensor bound to a kernel: its region, and whether the kernel writes it. */
+export interface Binding {
+  region: Region;
+  write: boolean;
+}
 
 export type Command =
   | { op: 'init'; seq: number; ctrl: SharedArrayBuffer; error: SharedArrayBuffer; result: SharedArrayBuffer; request: DeviceRequest }
@@ -39,9 +46,12 @@ export type Command =
   | { op: 'upload'; dst: Region; data: ArrayBuffer }
   | { op: 'download'; seq: number; src: Region; out: SharedArrayBuffer }
   | { op: 'copy'; dst: Region; src: Region }
-  | { op: 'fill'; dst: Region; words: [number, number]; period: 1 | 2 }
-  | { op: 'flat'; kernel: 'scale' | 'axpy' | 'add' | 'addInplace' | 'doubleInplace'; n: number; a: number; regions: Region[] }
-  | { op: 'reduce'; mode: 0 | 1 | 2; n: number; a: number; x: Region; y: Region | null; out: Region }
-  | { op: 'matmul'; m: number; n: number; k: number; transA: boolean; transB: boolean; alpha: number; beta: number; c: Region; a: Region; b: Region }
+  /**
+   * One compute dispatch of kernel `name` (its WGSL `code` comes with the first dispatch of that
+   * name). Binding 0 of the shader holds the element offset of each tensor inside its binding
+   * (`array<vec4u, 4>`: tensor i at [i / 4][i % 4]), binding 1 the kernel's `params` (uniform), and
+   * the tensors follow at bindings 2, 3, … in order.
+   */
+  | { op: 'dispatch'; name: string; code?: string; params: ArrayBuffer; bindings: Binding[]; groups: [number, number, number] }
   | { op: 'sync'; seq: number }
   | { op: 'close' };

@@ -1,0 +1,261 @@
+/**
+ * Flat kernels (fill, scale, axpy, add), float64-accurate reductions (Σx², Σx·y, accumulate with
+ * norm) and the GEMM of the webgpu backend.
+ *
+ * Reductions: WGSL has no f64, so each workgroup takes a compensated (Kahan) float32 sum of its
+ * grid-strided elements, a pairwise two-sum tree combines a workgroup's partials, and one more
+ * workgroup adds the total into the double-float statistic (hi, lo): ~1e-7 relative per reduction,
+ * and nothing of what the slot held is lost.
+ */
+import type { Tensor } from '../../backend.js';
+import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, type GpuContext } from './common.js';
+
+const FILL = kernel(
+  'fill',
+  /* wgsl */ `
+struct P { n: u32, w0: u32, w1: u32, period: u32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> x: array<u32>;
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {
+    x[o(0u) + i] = select(p.w0, p.w1, p.period == 2u && (i & 1u) == 1u);
+  }
+}`,
+);
+
+/** Fills t with value: one 32-bit word per element, or the (hi, lo) pair of a float64 element. */
+export function fill(ctx: GpuContext, t: Tensor, value: number): void {
+  if (t.size === 0) return;
+  const words = new Uint32Array(2);
+  if (t.dtype === 'f64') {
+    const f = new Float32Array(words.buffer);
+    f[0] = Math.fround(value);
+    f[1] = Math.fround(value - f[0]!);
+  } else if (t.dtype === 'i32') new Int32Array(words.buffer)[0] = value;
+  else new Float32Array(words.buffer)[0] = value;
+  const n = t.dtype === 'f64' ? 2 * t.size : t.size;
+  ctx.dispatch(FILL, params(['u', n], ['u', words[0]!], ['u', words[1]!], ['u', t.dtype === 'f64' ? 2 : 1]), [{ t, write: true }], flatGroups(ctx, n));
+}
+
+const flatKernel = (name: string, decl: string, body: string) =>
+  kernel(
+    name,
+    /* wgsl */ `
+struct P { n: u32, a: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+${decl}
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { ${body} }
+}`,
+  );
+
+const SCALE = flatKernel('scale', '@group(0) @binding(2) var<storage, read_write> x: array<f32>;', 'x[o(0u) + i] = x[o(0u) + i] * p.a;');
+const AXPY = flatKernel('axpy', '@group(0) @binding(2) var<storage, read_write> y: array<f32>;\n@group(0) @binding(3) var<storage, read> x: array<f32>;', 'y[o(0u) + i] = y[o(0u) + i] + p.a * x[o(1u) + i];');
+const ADD = flatKernel(
+  'add',
+  '@group(0) @binding(2) var<storage, read_write> out: array<f32>;\n@group(0) @binding(3) var<storage, read> a: array<f32>;\n@group(0) @binding(4) var<storage, read> b: array<f32>;',
+  'out[o(0u) + i] = a[o(1u) + i] + b[o(2u) + i];',
+);
+/** out = out + x·a (add with out aliasing an addend: a = 1, or a = 2 and x unused when both alias). */
+const ADD_INPLACE = flatKernel('addInplace', '@group(0) @binding(2) var<storage, read_write> out: array<f32>;\n@group(0) @binding(3) var<storage, read> x: array<f32>;', 'out[o(0u) + i] = out[o(0u) + i] + x[o(1u) + i];');
+
+export function scale(ctx: GpuContext, x: Tensor, alpha: number): void {
+  if (x.size > 0) ctx.dispatch(SCALE, params(['u', x.size], ['f', alpha]), [{ t: x, write: true }], flatGroups(ctx, x.size));
+}
+
+export function axpy(ctx: GpuContext, y: Tensor, alpha: number, x: Tensor): void {
+  if (y.size > 0) ctx.dispatch(AXPY, params(['u', y.size], ['f', alpha]), [{ t: y, write: true }, { t: x }], flatGroups(ctx, y.size));
+}
+
+export function add(ctx: GpuContext, out: Tensor, a: Tensor, b: Tensor): void {
+  const n = out.size;
+  if (n === 0) return;
+  const same = (u: Tensor, v: Tensor): boolean => u.buffer === v.buffer && u.offset === v.offset;
+  const p = params(['u', n], ['f', 0]);
+  if (same(out, a) && same(out, b)) ctx.dispatch(SCALE, params(['u', n], ['f', 2]), [{ t: out, write: true }], flatGroups(ctx, n));
+  else if (same(out, a)) ctx.dispatch(ADD_INPLACE, p, [{ t: out, write: true }, { t: b }], flatGroups(ctx, n));
+  else if (same(out, b)) ctx.dispatch(ADD_INPLACE, p, [{ t: out, write: true }, { t: a }], flatGroups(ctx, n));
+  else ctx.dispatch(ADD, p, [{ t: out, write: true }, { t: a }, { t: b }], flatGroups(ctx, n));
+}
+
+/** Workgroups of the first reduction pass (at most this many partials). */
+const MAX_PARTIALS = 64;
+
+const REDUCE_PARTIAL = kernel(
+  'reducePartial',
+  /* wgsl */ `
+struct P { n: u32, mode: u32, a: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<storage, read> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>;
+var<workgroup> sums: array<vec2f, ${FLAT_WG}>;
+${DOUBLE_FLOAT}
+// mode 0: Σ x²; 1: Σ x·y; 2: Σ y² while x += a·y (accumulateWithNorm: x the accumulator, y the gradient).
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  var s = 0.0;
+  var c = 0.0;
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {
+    var t: f32;
+    if (p.mode == 0u) {
+      let v = x[o(0u) + i];
+      t = v * v;
+    } else if (p.mode == 1u) {
+      t = x[o(0u) + i] * y[o(1u) + i];
+    } else {
+      let v = y[o(1u) + i];
+      x[o(0u) + i] = x[o(0u) + i] + p.a * v;
+      t = v * v;
+    }
+    // Kahan: c carries what s lost.
+    let yk = t - c;
+    let tk = s + yk;
+    c = (tk - s) - yk;
+    s = tk;
+  }
+  sums[l.x] = vec2f(s, -c);
+  workgroupBarrier();
+  for (var h = ${FLAT_WG / 2}u; h > 0u; h = h / 2u) {
+    if (l.x < h) {
+      let a = sums[l.x];
+      let b = sums[l.x + h];
+      let t = twoSum(a.x, b.x);
+      sums[l.x] = vec2f(t.x, t.y + a.y + b.y);
+    }
+    workgroupBarrier();
+  }
+  if (l.x == 0u) { partial[o(2u) / 2u + w.x] = sums[0]; }
+}`,
+);
+
+const REDUCE_FINISH = kernel(
+  'reduceFinish',
+  /* wgsl */ `
+struct P { groups: u32, index: u32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> partial: array<vec2f>;
+var<workgroup> sums: array<vec2f, ${FLAT_WG}>;
+${DOUBLE_FLOAT}
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(local_invocation_id) l: vec3u) {
+  var acc = vec2f(0.0, 0.0);
+  for (var i = l.x; i < p.groups; i += ${FLAT_WG}u) {
+    let q = partial[o(1u) / 2u + i];
+    let t = twoSum(acc.x, q.x);
+    acc = vec2f(t.x, t.y + acc.y + q.y);
+  }
+  sums[l.x] = acc;
+  workgroupBarrier();
+  for (var h = ${FLAT_WG / 2}u; h > 0u; h = h / 2u) {
+    if (l.x < h) {
+      let a = sums[l.x];
+      let b = sums[l.x + h];
+      let t = twoSum(a.x, b.x);
+      sums[l.x] = vec2f(t.x, t.y + a.y + b.y);
+    }
+    workgroupBarrier();
+  }
+  if (l.x == 0u) {
+    let at = o(0u) + 2u * p.index;
+    let r = ddAdd(out[at], out[at + 1u], sums[0].x, sums[0].y);
+    out[at] = r.x;
+    out[at + 1u] = r.y;
+  }
+}`,
+);
+
+/**
+ * out[index] += Σ (mode 0: x², 1: x·y, 2: y², with x += alpha·y). `out` is a float64 tensor (pairs).
+ */
+export function reduce(ctx: GpuContext, mode: 0 | 1 | 2, x: Tensor, y: Tensor | null, alpha: number, out: Tensor, index: number): void {
+  const n = x.size;
+  if (n === 0) return;
+  const groups = Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (FLAT_WG * 16))));
+  const partial = ctx.alloc([2 * groups]);
+  ctx.dispatch(REDUCE_PARTIAL, params(['u', n], ['u', mode], ['f', alpha]), [{ t: x, write: true }, { t: y ?? partial }, { t: partial, write: true }], [groups]);
+  ctx.dispatch(REDUCE_FINISH, params(['u', groups], ['u', index]), [{ t: out, write: true }, { t: partial }], [1]);
+  ctx.free(partial);
+}
+
+/** Tile sizes of MATMUL: a workgroup computes TILE × TILE of C, each invocation 4 × 4, over K in steps of KT. */
+const MM_TILE = 64;
+const MM_KT = 16;
+
+/**
+ * C = alpha·op(A)·op(B) + beta·C, row-major, op = transpose when flagged. Tiled through workgroup
+ * memory: 16 × 16 invocations, each accumulating a 4 × 4 block of C in registers over K tiles of 16.
+ */
+const MATMUL = kernel(
+  'matmul',
+  /* wgsl */ `
+struct P { m: u32, n: u32, k: u32, transA: u32, transB: u32, alpha: f32, beta: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> a: array<f32>;
+@group(0) @binding(4) var<storage, read> b: array<f32>;
+var<workgroup> As: array<array<f32, ${MM_TILE}>, ${MM_KT}>;
+var<workgroup> Bs: array<array<f32, ${MM_TILE}>, ${MM_KT}>;
+
+// op(A)[i, kk] and op(B)[kk, j], zero outside the matrix.
+fn loadA(i: u32, kk: u32) -> f32 {
+  if (i >= p.m || kk >= p.k) { return 0.0; }
+  if (p.transA == 1u) { return a[o(1u) + kk * p.m + i]; }
+  return a[o(1u) + i * p.k + kk];
+}
+fn loadB(kk: u32, j: u32) -> f32 {
+  if (kk >= p.k || j >= p.n) { return 0.0; }
+  if (p.transB == 1u) { return b[o(2u) + j * p.k + kk]; }
+  return b[o(2u) + kk * p.n + j];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row0 = w.y * ${MM_TILE}u;
+  let col0 = w.x * ${MM_TILE}u;
+  let tid = l.y * 16u + l.x;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < p.k; k0 += ${MM_KT}u) {
+    // 256 invocations load 16 × 64 elements of each operand: 4 each.
+    for (var e = 0u; e < 4u; e++) {
+      let idx = tid + e * 256u;
+      let kk = idx / ${MM_TILE}u;
+      let x = idx % ${MM_TILE}u;
+      As[kk][x] = loadA(row0 + x, k0 + kk);
+      Bs[kk][x] = loadB(k0 + kk, col0 + x);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${MM_KT}u; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var r = 0u; r < 4u; r++) { av[r] = As[kk][l.y * 4u + r]; }
+      for (var s = 0u; s < 4u; s++) { bv[s] = Bs[kk][l.x * 4u + s]; }
+      for (var r = 0u; r < 4u; r++) {
+        for (var s = 0u; s < 4u; s++) { acc[r][s] = fma(av[r], bv[s], acc[r][s]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 4u; r++) {
+    let i = row0 + l.y * 4u + r;
+    if (i >= p.m) { continue; }
+    for (var s = 0u; s < 4u; s++) {
+      let j = col0 + l.x * 4u + s;
+      if (j >= p.n) { continue; }
+      let at = o(0u) + i * p.n + j;
+      var v = p.alpha * acc[r][s];
+      if (p.beta != 0.0) { v = v + p.beta * c[at]; }
+      c[at] = v;
+    }
+  }
+}`,
+);
+
+export function matmul(ctx: GpuContext, c: Tensor, a: Tensor, b: Tensor, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number): void {
+  if (m === 0 || n === 0) return;
+  const p = params(['u', m], ['u', n], ['u', k], ['u', transA ? 1 : 0], ['u', transB ? 1 : 0], ['f', alpha], ['f', beta]);
+  ctx.dispatch(MATMUL, p, [{ t: c, write: true }, { t: a }, { t: b }], [Math.ceil(n / MM_TILE), Math.ceil(m / MM_TILE)]);
+}

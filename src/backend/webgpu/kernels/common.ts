@@ -1,0 +1,74 @@
+/**
+ * What every webgpu kernel module shares: how a kernel is dispatched (GpuContext, implemented by the
+ * backend), the WGSL prologue of the binding convention (protocol.ts), and small helpers.
+ *
+ * Convention: binding 0 holds each tensor's element offset inside its binding (`o(i)` for tensor i),
+ * binding 1 the kernel's parameters `p` (a `struct P` the kernel declares), tensors from binding 2.
+ * float64 tensors (statistics) are pairs of float32 (hi, lo): element i is words 2i and 2i + 1.
+ */
+import type { DType, Tensor } from '../../backend.js';
+
+/** A kernel's WGSL and the name its pipeline is cached under. */
+export interface KernelSource {
+  readonly name: string;
+  readonly code: string;
+}
+
+export interface GpuBinding {
+  t: Tensor;
+  /** The kernel writes this tensor (read_write); otherwise it is bound read-only. */
+  write?: boolean;
+}
+
+/** What a kernel module needs from the backend. */
+export interface GpuContext {
+  /** Records one dispatch of `kernel` with `params` (a uniform block) over `groups` workgroups. */
+  dispatch(kernel: KernelSource, params: ArrayBuffer, bindings: GpuBinding[], groups: [number, number?, number?]): void;
+  /** A temporary tensor (free it with `free` once the dispatches that use it are recorded). */
+  alloc(shape: readonly number[], dtype?: DType): Tensor;
+  free(t: Tensor): void;
+  /** The device's limits the kernels size themselves by. */
+  readonly limits: { maxComputeWorkgroupsPerDimension: number };
+}
+
+/** The WGSL prologue: the offsets block and its accessor. */
+export const PROLOGUE = /* wgsl */ `
+@group(0) @binding(0) var<uniform> off: array<vec4u, 4>;
+fn o(i: u32) -> u32 { return off[i / 4u][i % 4u]; }
+`;
+
+export function kernel(name: string, code: string): KernelSource {
+  return { name, code: PROLOGUE + code };
+}
+
+/** A parameter block: u32 and f32 fields in order (4 bytes each). */
+export function params(...fields: Array<['u', number] | ['f', number]>): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((4 * fields.length) / 16) * 16));
+  const dv = new DataView(buf);
+  fields.forEach(([kind, v], i) => (kind === 'u' ? dv.setUint32(4 * i, v, true) : dv.setFloat32(4 * i, v, true)));
+  return buf;
+}
+
+/** Workgroup size of the flat (one element per invocation, grid-strided) kernels. */
+export const FLAT_WG = 256;
+
+/** Workgroups for a flat kernel over n elements (grid-strided beyond the dispatch limit). */
+export function flatGroups(ctx: GpuContext, n: number): [number] {
+  return [Math.max(1, Math.min(ctx.limits.maxComputeWorkgroupsPerDimension, Math.ceil(n / FLAT_WG)))];
+}
+
+/** WGSL: error-free two-sum, and adding a (sum, error) pair into a double-float slot of `arr`. */
+export const DOUBLE_FLOAT = /* wgsl */ `
+fn twoSum(a: f32, b: f32) -> vec2f {
+  let s = a + b;
+  let bb = s - a;
+  return vec2f(s, (a - (s - bb)) + (b - bb));
+}
+// (hi, lo) + (s, e) renormalised.
+fn ddAdd(hi: f32, lo: f32, s: f32, e: f32) -> vec2f {
+  let t = twoSum(hi, s);
+  let err = t.y + lo + e;
+  let sum = t.x + err;
+  return vec2f(sum, err - (sum - t.x));
+}
+`;
