@@ -6,27 +6,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { RefBackend } from '../src/backend/ref/index.js';
-import { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { relL2 } from './helpers/num.js';
+import { openTestDevice } from './helpers/webgpu-device.js';
 
-const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.json';
-if (process.env.ADABATCH_TEST_GPU !== '1' && existsSync(LAVAPIPE)) process.env.VK_DRIVER_FILES ??= LAVAPIPE;
-process.env.XDG_RUNTIME_DIR ??= tmpdir();
-
-let gpu: WebGpuBackend | null = null;
-let why = '';
-try {
-  gpu = new WebGpuBackend();
-} catch (e) {
-  why = `no WebGPU device here (${(e as Error).message}); scripts/setup.sh installs lavapipe (mesa-vulkan-drivers from bookworm-backports)`;
-}
-const skip = gpu ? false : why;
-if (!gpu) console.log(`# skipping the webgpu tests: ${why}`);
-process.on('exit', () => gpu?.dispose());
+const { gpu, skip } = openTestDevice();
 
 let seed = 12345;
 const rand = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * (((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5));

@@ -229,6 +229,14 @@ export function checkHeadLoss(backend: string, a: HeadLossArgs): { rows: number;
   return { rows, dim, vocab };
 }
 
+/** Every token in [0, vocab) (or negative = ignored, when allowed); the error names the first that is not. */
+export function checkTokenRange(kernel: string, tokens: Int32Array, vocab: number, allowNegative = false): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if ((t < 0 && !allowNegative) || t >= vocab) throw new BackendArgumentError(kernel, `token ${t} at position ${i} is outside the vocabulary [0, ${vocab})`);
+  }
+}
+
 export function checkStatSlot(backend: string, kernel: string, out: Tensor, index: number): void {
   checkTensor(kernel, 'out', out, backend, 'f64');
   checkInt(kernel, 'index', index, 0);

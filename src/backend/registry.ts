@@ -1,14 +1,15 @@
 /**
  * Backend selection by name. `cpu` (the native addon) is the default; `ref` is the plain
- * TypeScript oracle.
+ * TypeScript oracle; `webgpu` runs on a GPU through WebGPU (docs/gpu.md).
  */
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/index.js';
 import { RefBackend } from './ref/index.js';
+import { WebGpuBackend } from './webgpu/index.js';
 
-export type BackendName = 'cpu' | 'ref';
+export type BackendName = 'cpu' | 'ref' | 'webgpu';
 
-export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'ref'];
+export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'ref', 'webgpu'];
 
 export interface BackendOptions {
   /** Kernel threads (cpu only; ref is single-threaded). */
@@ -25,6 +26,8 @@ export function createBackend(name: BackendName = 'cpu', opts: BackendOptions = 
       return new CpuBackend(opts.threads !== undefined ? { threads: opts.threads } : {});
     case 'ref':
       return new RefBackend();
+    case 'webgpu':
+      return new WebGpuBackend();
     default:
       throw new Error(`unknown backend '${String(name)}' (known backends: ${BACKEND_NAMES.join(', ')})`);
   }

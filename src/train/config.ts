@@ -39,7 +39,7 @@ export const trainConfigSchema = z
     /** Run directory; default runs/<date>-<time>. */
     run_dir: z.string().min(1).optional(),
     seed: z.number().int().nonnegative().default(0),
-    backend: z.enum(['cpu', 'ref']).default('cpu'),
+    backend: z.enum(['cpu', 'ref', 'webgpu']).default('cpu'),
     /** Kernel threads per rank (default: all cores for one rank, 1 per rank otherwise). */
     threads: z.number().int().positive().max(256, 'at most 256 kernel threads per rank').optional(),
     /** A preset name plus any model field to override (vocab follows the tokenizer). */

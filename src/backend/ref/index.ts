@@ -196,7 +196,7 @@ export class RefBackend implements Backend {
     const o = this.floats(out, 'embeddingForward', 'out');
     const w = this.floats(table, 'embeddingForward', 'table');
     const tk = this.ints(tokens, 'embeddingForward', 'tokens');
-    checkTokenRange('embeddingForward', tk, vocab);
+    C.checkTokenRange('embeddingForward', tk, vocab);
     for (let r = 0; r < n; r++) for (let i = 0; i < dim; i++) o[r * dim + i] = w[tk[r]! * dim + i]!;
   }
 
@@ -205,7 +205,7 @@ export class RefBackend implements Backend {
     const d = this.floats(dOut, 'embeddingBackward', 'dOut');
     const w = this.floats(dTable, 'embeddingBackward', 'dTable');
     const tk = this.ints(tokens, 'embeddingBackward', 'tokens');
-    checkTokenRange('embeddingBackward', tk, vocab);
+    C.checkTokenRange('embeddingBackward', tk, vocab);
     for (let r = 0; r < n; r++) for (let i = 0; i < dim; i++) w[tk[r]! * dim + i] += d[r * dim + i]!;
   }
 
@@ -265,7 +265,7 @@ export class RefBackend implements Backend {
     const K = 'headLoss';
     const { rows, dim, vocab } = C.checkHeadLoss(this.name, args);
     const g = args.grads;
-    checkTokenRange(K, this.ints(args.targets, K, 'targets'), vocab, true);
+    C.checkTokenRange(K, this.ints(args.targets, K, 'targets'), vocab, true);
     const [sum, count] = M.headLoss({
       x: this.floats(args.x, K, 'x'),
       normW: this.floats(args.normW, K, 'normW'),
@@ -287,13 +287,5 @@ export class RefBackend implements Backend {
     C.checkAdamW(this.name, param, grad, m, v, p);
     const K = 'adamw';
     M.adamw(this.floats(param, K, 'param'), this.floats(grad, K, 'grad'), this.floats(m, K, 'm'), this.floats(v, K, 'v'), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
-  }
-}
-
-/** Tokens must index the vocabulary; targets may also be negative (ignored). */
-function checkTokenRange(kernel: string, tokens: Int32Array, vocab: number, allowNegative = false): void {
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if ((t < 0 && !allowNegative) || t >= vocab) throw new C.BackendArgumentError(kernel, `token ${t} at position ${i} is outside the vocabulary [0, ${vocab})`);
   }
 }

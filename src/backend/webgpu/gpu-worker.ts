@@ -149,6 +149,8 @@ class Gpu {
     if (!pipe) throw new Error(`webgpu: kernel '${name}' was never compiled`);
     const written = new Set(bindings.filter((b) => b.write).map((b) => b.region[0]));
     if (written.size !== bindings.filter((b) => b.write).length) throw new Error(`webgpu: kernel '${name}' writes two tensors of one buffer`);
+    // Flush before anything of this dispatch is recorded: a flush destroys the batch's temporaries.
+    if (this.ringNext + 2 > RING_SLOTS) this.flush();
     const offsets = new Uint32Array(16);
     const resources = bindings.map((b, i) => {
       if (!b.write && written.has(b.region[0])) return this.separateCopy(b.region);
@@ -156,7 +158,6 @@ class Gpu {
       offsets[i] = word;
       return resource;
     });
-    if (this.ringNext + 2 > RING_SLOTS) this.flush();
     const slot = this.ringNext;
     this.ringNext += 2;
     // Written at these slots before the batch is submitted; each slot is used once per batch.

@@ -1,48 +1,27 @@
 /**
  * `webgpu`: the GPU backend, on WebGPU through Dawn's Node bindings (the npm package `webgpu`).
- * Work in progress (issue 16): memory, the elementwise kernels, the float64-accurate reductions and
- * the GEMM run on the GPU today; the layers, attention, the fused head and AdamW come next, so the
- * backend is not yet selectable with `backend: webgpu`.
+ * Every kernel of the Backend interface runs on the GPU (kernels/*.ts); bf16 is not available
+ * (supportsBf16 says why).
  *
  * The device lives in a worker thread of its own (protocol.ts explains why): this class validates
  * every call with the shared checks, posts it, and blocks only where the interface returns data.
  * float64 tensors (statistics) are kept as float32 pairs (hi, lo) on the device and combined on
  * download.
  */
+import { tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { DTYPE_BYTES, shapeSize, type Backend, type DType, type HostArray, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
+import * as A from './kernels/attention.js';
 import * as K from './kernels/basic.js';
+import * as H from './kernels/head-optim.js';
+import * as L from './kernels/layers.js';
 import type { GpuBinding, GpuContext, KernelSource } from './kernels/common.js';
 import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, CTRL_WORDS, ERROR_BUFFER_BYTES, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
-/** The Backend methods this backend implements so far. */
-export type WebGpuKernels = Pick<
-  Backend,
-  | 'name'
-  | 'alloc'
-  | 'free'
-  | 'view'
-  | 'liveBytes'
-  | 'peakBytes'
-  | 'resetPeak'
-  | 'upload'
-  | 'download'
-  | 'copy'
-  | 'fill'
-  | 'synchronize'
-  | 'setThreads'
-  | 'getThreads'
-  | 'scale'
-  | 'axpy'
-  | 'add'
-  | 'sumSquares'
-  | 'dot'
-  | 'accumulateWithNorm'
-  | 'matmul'
->;
-
 export interface WebGpuOptions extends DeviceRequest {
+  /** Tokens per chunk of the fused head and loss (default 512; the chunk × vocab logits must fit one binding). */
+  headChunkTokens?: number;
   /** How long a synchronous call waits for the device before failing, in ms (default 120 s: lavapipe is slow). */
   timeoutMs?: number;
 }
@@ -50,13 +29,20 @@ export interface WebGpuOptions extends DeviceRequest {
 /** Device bytes per element: float64 is a pair of float32. */
 const DEVICE_BYTES: Record<DType, number> = { ...DTYPE_BYTES };
 
-export class WebGpuBackend implements WebGpuKernels {
+export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   readonly device: DeviceDescription;
   /** What kernel modules dispatch through (kernels/common.ts). */
   private readonly ctx: GpuContext;
   /** Kernels whose WGSL the worker has (sent with their first dispatch). */
   private readonly compiled = new Set<string>();
+  /**
+   * Host copies of the int32 allocations (tokens and targets, uploaded by the host): token ranges
+   * are checked here, as the other backends do, without reading the device back.
+   */
+  private readonly ints = new Map<number, Int32Array>();
+  /** Tokens per chunk of the fused head (bounds its chunk × vocab logits scratch). */
+  private readonly headChunk: number;
   private readonly worker: Worker;
   private readonly ctrl: Int32Array;
   private readonly errorBuffer: SharedArrayBuffer;
@@ -70,6 +56,9 @@ export class WebGpuBackend implements WebGpuKernels {
 
   constructor(opts: WebGpuOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 120_000;
+    // The Vulkan loader wants a runtime directory; a headless machine may have none.
+    process.env.XDG_RUNTIME_DIR ??= tmpdir();
+    this.headChunk = opts.headChunkTokens ?? 512;
     this.ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL_WORDS));
     this.errorBuffer = new SharedArrayBuffer(ERROR_BUFFER_BYTES);
     // execArgv: [] so that flags of this process (e.g. --input-type) do not reach the worker.
@@ -138,6 +127,11 @@ export class WebGpuBackend implements WebGpuKernels {
     return [t.buffer, t.offset * b, t.size * b];
   }
 
+  /** The host copy of an int32 tensor's values. */
+  private hostInts(t: Tensor): Int32Array {
+    return this.ints.get(t.buffer)!.subarray(t.offset, t.offset + t.size);
+  }
+
   private f32(kernel: string, tensors: Record<string, Tensor>): void {
     for (const [name, t] of Object.entries(tensors)) {
       if (t.dtype !== 'f32') throw new C.BackendArgumentError(kernel, `${name} must be f32 on the webgpu backend, got ${t.dtype}`);
@@ -156,6 +150,7 @@ export class WebGpuBackend implements WebGpuKernels {
     this.post({ op: 'alloc', id, bytes });
     // WebGPU zero-initialises new buffers.
     this.sizes.set(id, { elems, dtype, bytes });
+    if (dtype === 'i32') this.ints.set(id, new Int32Array(elems));
     this.live += bytes;
     this.peak = Math.max(this.peak, this.live);
     return { backend: this.name, buffer: id, offset: 0, shape: [...shape], dtype, size: elems };
@@ -167,6 +162,7 @@ export class WebGpuBackend implements WebGpuKernels {
     if (!a) throw new C.BackendArgumentError('free', `buffer ${t.buffer} is not allocated (double free?)`);
     if (t.offset !== 0 || t.size !== a.elems) throw new C.BackendArgumentError('free', 'only a whole allocation can be freed, not a view');
     this.sizes.delete(t.buffer);
+    this.ints.delete(t.buffer);
     this.live -= a.bytes;
     this.post({ op: 'free', id: t.buffer });
   }
@@ -200,8 +196,12 @@ export class WebGpuBackend implements WebGpuKernels {
         pairs[2 * i + 1] = Number.isFinite(hi) ? Math.fround(x - hi) : 0;
       }
       bytes = pairs.buffer;
+    } else if (t.dtype === 'i32') {
+      const ints = Int32Array.from(data);
+      this.ints.get(t.buffer)!.set(ints, t.offset);
+      bytes = ints.buffer;
     } else {
-      bytes = (t.dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data)).buffer;
+      bytes = Float32Array.from(data).buffer;
     }
     if (t.size > 0) this.post({ op: 'upload', dst: this.region(t), data: bytes });
   }
@@ -225,12 +225,14 @@ export class WebGpuBackend implements WebGpuKernels {
     C.checkTensor('copy', 'src', src, this.name, dst.dtype);
     C.checkSameSize('copy', ['dst', 'src'], [dst, src]);
     this.post({ op: 'copy', dst: this.region(dst), src: this.region(src) });
+    if (dst.dtype === 'i32') this.ints.get(dst.buffer)!.set(this.hostInts(src), dst.offset);
   }
 
   fill(t: Tensor, value: number): void {
     C.checkTensor('fill', 't', t, this.name);
     C.checkFinite('fill', 'value', value);
     K.fill(this.ctx, t, value);
+    if (t.dtype === 'i32') this.ints.get(t.buffer)!.fill(value, t.offset, t.offset + t.size);
   }
 
   synchronize(): void {
@@ -299,5 +301,115 @@ export class WebGpuBackend implements WebGpuKernels {
     const { m, n, k } = C.checkMatmul(this.name, c, a, b, transA, transB, alpha, beta);
     this.f32('matmul', { c, a });
     K.matmul(this.ctx, c, a, b, m, n, k, transA === true, transB === true, alpha, beta);
+  }
+
+  // ---- precision ----------------------------------------------------------------------------
+
+  convert(dst: Tensor, src: Tensor): void {
+    C.checkConvert(this.name, dst, src);
+    throw new C.BackendArgumentError('convert', this.supportsBf16().detail);
+  }
+
+  supportsBf16(): { supported: boolean; detail: string } {
+    return { supported: false, detail: 'bf16 is not available on the webgpu backend (WGSL has f16, not bf16; an f16 path is planned)' };
+  }
+
+  describeKernels(): string {
+    return `WebGPU on ${this.device.adapter} (features: ${this.device.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of shader-f16, subgroups'}; max binding ${(this.device.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB)`;
+  }
+
+  clipByGlobalNorm(x: Tensor, sqNorm: Tensor, index: number, maxNorm: number): void {
+    const K = 'clipByGlobalNorm';
+    C.checkTensor(K, 'x', x, this.name);
+    C.checkStatSlot(this.name, K, sqNorm, index);
+    C.checkFinite(K, 'maxNorm', maxNorm);
+    this.f32(K, { x });
+    H.clipByGlobalNorm(this.ctx, x, sqNorm, index, maxNorm);
+  }
+
+  // ---- layers -------------------------------------------------------------------------------
+
+  embeddingForward(out: Tensor, table: Tensor, tokens: Tensor): void {
+    const K = 'embeddingForward';
+    const { n, dim, vocab } = C.checkEmbedding(this.name, K, out, table, tokens);
+    this.f32(K, { out, table });
+    C.checkTokenRange(K, this.hostInts(tokens), vocab);
+    L.embeddingForward(this.ctx, out, table, tokens, n, dim, vocab);
+  }
+
+  embeddingBackward(dTable: Tensor, dOut: Tensor, tokens: Tensor): void {
+    const K = 'embeddingBackward';
+    const { n, dim, vocab } = C.checkEmbedding(this.name, K, dOut, dTable, tokens);
+    this.f32(K, { dTable, dOut });
+    C.checkTokenRange(K, this.hostInts(tokens), vocab);
+    L.embeddingBackward(this.ctx, dTable, dOut, tokens, n, dim, vocab);
+  }
+
+  rmsnormForward(out: Tensor, rstd: Tensor, x: Tensor, w: Tensor, eps: number): void {
+    const { rows, dim } = C.checkRmsnorm(this.name, out, rstd, x, w, eps);
+    this.f32('rmsnormForward', { x });
+    L.rmsnormForward(this.ctx, out, rstd, x, w, rows, dim, eps);
+  }
+
+  rmsnormBackward(dx: Tensor, dw: Tensor, dOut: Tensor, x: Tensor, w: Tensor, rstd: Tensor, accumulate: boolean): void {
+    const { rows, dim } = C.checkRmsnormBackward(this.name, dx, dw, dOut, x, w, rstd);
+    this.f32('rmsnormBackward', { x });
+    L.rmsnormBackward(this.ctx, dx, dw, dOut, x, w, rstd, rows, dim, accumulate === true);
+  }
+
+  rope(x: Tensor, cos: Tensor, sin: Tensor, seqLen: number, nHeads: number, headDim: number, inverse: boolean): void {
+    const { rows, width } = C.checkRope(this.name, x, cos, sin, seqLen, nHeads, headDim);
+    this.f32('rope', { x });
+    L.rope(this.ctx, x, cos, sin, rows, width, seqLen, nHeads, headDim, inverse === true);
+  }
+
+  attentionForward(out: Tensor, lse: Tensor, qkv: Tensor, dims: AttentionDims): void {
+    const K = 'attentionForward';
+    C.checkAttention(this.name, K, out, lse, qkv, dims);
+    this.f32(K, { qkv });
+    A.attentionForward(this.ctx, out, lse, qkv, dims);
+  }
+
+  attentionBackward(dqkv: Tensor, dOut: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims): void {
+    const K = 'attentionBackward';
+    C.checkAttentionBackward(this.name, dqkv, dOut, qkv, out, lse, dims);
+    this.f32(K, { qkv });
+    A.attentionBackward(this.ctx, dqkv, dOut, qkv, out, lse, dims);
+  }
+
+  attentionDecode(out: Tensor, qkv: Tensor, kCache: Tensor, vCache: Tensor, pos: number, dims: DecodeDims): void {
+    const K = 'attentionDecode';
+    C.checkAttentionDecode(this.name, out, qkv, kCache, vCache, pos, dims);
+    this.f32(K, { qkv });
+    A.attentionDecode(this.ctx, out, qkv, kCache, vCache, pos, dims);
+  }
+
+  swigluForward(h: Tensor, gu: Tensor): void {
+    const { rows, ffn } = C.checkSwiglu(this.name, 'swigluForward', h, gu);
+    this.f32('swigluForward', { gu });
+    L.swigluForward(this.ctx, h, gu, rows, ffn);
+  }
+
+  swigluBackward(dgu: Tensor, dh: Tensor, gu: Tensor): void {
+    const { rows, ffn } = C.checkSwigluBackward(this.name, dgu, dh, gu);
+    this.f32('swigluBackward', { gu });
+    L.swigluBackward(this.ctx, dgu, dh, gu, rows, ffn);
+  }
+
+  headLoss(args: HeadLossArgs): void {
+    const K = 'headLoss';
+    const { rows, dim, vocab } = C.checkHeadLoss(this.name, args);
+    this.f32(K, { x: args.x });
+    if (args.headWLowp) throw new C.BackendArgumentError(K, this.supportsBf16().detail);
+    C.checkTokenRange(K, this.hostInts(args.targets), vocab, true);
+    // The chunk's logits (chunk × vocab float32) must fit one storage binding.
+    const fit = Math.max(1, Math.floor(this.device.maxStorageBufferBindingSize / (4 * Math.max(1, vocab))));
+    H.headLoss(this.ctx, args, rows, dim, vocab, Math.min(args.chunkTokens ?? this.headChunk, fit));
+  }
+
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void {
+    C.checkAdamW(this.name, param, grad, m, v, p);
+    this.f32('adamw', { param });
+    H.adamw(this.ctx, param, grad, m, v, p);
   }
 }

@@ -1,7 +1,7 @@
 /** `adabatch eval`: mean next-token cross-entropy of a model on token sequences or a corpus split. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createBackend, type BackendName } from '../../backend/registry.js';
+import { BACKEND_NAMES, createBackend, type BackendName } from '../../backend/registry.js';
 import { loadDataset, parseDataConfig } from '../../data/dataset.js';
 import { Llama } from '../../model/llama.js';
 import { UserError } from '../../util/errors.js';
@@ -9,7 +9,7 @@ import { openModel, type OpenedModel } from '../open-model.js';
 
 export const summary = 'evaluate a checkpoint or Hugging Face model (loss, perplexity)';
 
-const HELP = `usage: adabatch eval --ckpt DIR [--tokens FILE] [--json] [--windows N] [--backend cpu|ref] [--threads N]
+const HELP = `usage: adabatch eval --ckpt DIR [--tokens FILE] [--json] [--windows N] [--backend cpu|ref|webgpu] [--threads N]
 
 DIR is an adabatch checkpoint, a run directory (its newest valid checkpoint) or a Hugging Face
 Llama directory (config.json + model.safetensors or a sharded index; float32/16, bfloat16).
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   const threads = values.threads !== undefined ? Number(values.threads) : undefined;
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new UserError(`--threads must be a positive integer, got ${values.threads}`);
   const backendName = (values.backend ?? 'cpu') as BackendName;
-  if (backendName !== 'cpu' && backendName !== 'ref') throw new UserError(`--backend must be cpu or ref, got ${values.backend}`);
+  if (!BACKEND_NAMES.includes(backendName)) throw new UserError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${values.backend}`);
   const log = (msg: string): void => void (values.json ? undefined : console.error(msg));
   const backend = createBackend(backendName, threads !== undefined ? { threads } : {});
   const m = openModel(values.ckpt, backend, log);

@@ -1,6 +1,6 @@
 /** `adabatch generate`: sample text from a trained model with a KV cache. */
 import { parseArgs } from 'node:util';
-import { createBackend } from '../../backend/registry.js';
+import { BACKEND_NAMES, createBackend, type BackendName } from '../../backend/registry.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { Generator } from '../../model/generate.js';
 import { UserError } from '../../util/errors.js';
@@ -17,6 +17,7 @@ const HELP = `usage: adabatch generate --ckpt DIR --prompt TEXT [options]
   --top-k K           sample among the K most likely tokens (default 40; 0 = all)
   --seed S            sampling seed (default 0)
   --tokenizer FILE    tokenizer.json to use instead of the model directory's
+  --backend NAME      cpu (default), ref or webgpu
   --threads N         kernel threads`;
 
 function num(v: string | undefined, name: string, def: number, int: boolean, min: number): number {
@@ -29,7 +30,7 @@ function num(v: string | undefined, name: string, def: number, int: boolean, min
 export async function run(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { ckpt: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, seed: { type: 'string' }, tokenizer: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { ckpt: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, seed: { type: 'string' }, tokenizer: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
   } catch (e) {
     throw new UserError(`${(e as Error).message}\n\n${HELP}`);
   }
@@ -43,7 +44,9 @@ export async function run(argv: string[]): Promise<number> {
   const topK = num(values['top-k'], 'top-k', 40, true, 0);
   const seed = num(values.seed, 'seed', 0, true, 0);
   const threads = values.threads !== undefined ? num(values.threads, 'threads', 1, true, 1) : undefined;
-  const backend = createBackend('cpu', threads !== undefined ? { threads } : {});
+  const backendName = (values.backend ?? 'cpu') as BackendName;
+  if (!BACKEND_NAMES.includes(backendName)) throw new UserError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${values.backend}`);
+  const backend = createBackend(backendName, threads !== undefined ? { threads } : {});
   const m = openModel(values.ckpt, backend, (msg) => console.error(msg));
   const tokenizer = values.tokenizer ? loadTokenizer(values.tokenizer) : m.tokenizer;
   if (!tokenizer) throw new UserError(`${m.dir} has no tokenizer.json: pass --tokenizer FILE`);
