@@ -81,3 +81,20 @@ test('webgpu: N steps + resume + N steps is bit-identical to 2N steps; eval and 
   assert.equal(g.status, 0, g.stderr);
   assert.equal(g.stdout, c.stdout, 'greedy generation gives the same text on webgpu and cpu');
 });
+
+test('webgpu ranks: DDP and FSDP on 2 ranks (collectives staged through host memory) follow the same runs on cpu ranks', { skip }, () => {
+  const root = tempDir('adabatch-webgpu-ranks-');
+  for (const strategy of ['ddp', 'fsdp']) {
+    const rows: Record<string, ReturnType<typeof trainRows>> = {};
+    for (const backend of ['webgpu', 'cpu']) {
+      const dir = join(root, `${strategy}-${backend}`);
+      const args = [...sets(dir, backend), `parallel.strategy=${strategy}`].flatMap((s) => ['--set', s]);
+      const r = spawnSync(process.execPath, [BIN, 'train', '--nproc', '2', ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      rows[backend] = trainRows(dir);
+    }
+    const [a, b] = [rows.webgpu!, rows.cpu!];
+    assert.deepEqual(a.map((x) => x.batch_size), b.map((x) => x.batch_size), `${strategy}: the same batch sizes`);
+    a.forEach((r, i) => assert.ok(Math.abs((r.loss as number) - (b[i]!.loss as number)) <= 1e-5 * (b[i]!.loss as number), `${strategy} step ${r.step}: loss ${r.loss} vs ${b[i]!.loss}`));
+  }
+});

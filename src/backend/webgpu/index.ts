@@ -217,7 +217,8 @@ export class WebGpuBackend implements Backend {
       for (let i = 0; i < t.size; i++) x[i] = pairs[2 * i]! + pairs[2 * i + 1]!;
       return x;
     }
-    return t.dtype === 'i32' ? new Int32Array(out.slice(0, r[2])) : new Float32Array(out.slice(0, r[2]));
+    // Copied out of the shared buffer: callers (e.g. the native addon) expect ordinary ArrayBuffers.
+    return t.dtype === 'i32' ? new Int32Array(out, 0, t.size).slice() : new Float32Array(out, 0, t.size).slice();
   }
 
   copy(dst: Tensor, src: Tensor): void {
