@@ -468,6 +468,8 @@ function machine(): string {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  // The GPU backend has its own benchmark (no PyTorch reference on a software GPU).
+  if (argv[argv.indexOf('--backend') + 1] === 'webgpu' && argv.includes('--backend')) return (await import('./webgpu-step.js')).run(argv);
   const o = parseArgs(argv);
   if (o.probe) {
     console.log('RESULT ' + JSON.stringify(await runProbe()));

@@ -1,0 +1,133 @@
+/**
+ * `npm run bench -- webgpu-step [--preset tiny|A|B] [--batch N] [--steps N] [--warmup N] [--json]`
+ * (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of one full training
+ * step (forward, backward, AdamW) on the webgpu backend, the GEMM's GFLOP/s at the model's largest
+ * shape, and the same step on the cpu backend (all cores) in the same run for scale.
+ *
+ * The device is whatever WebGPU adapter answers: on a machine without a GPU, Mesa's lavapipe
+ * (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), a CPU emulating a GPU: its numbers say the
+ * kernels run, not how fast a GPU is. GPU speed is measured only on a real GPU.
+ */
+import { cpus } from 'node:os';
+import type { Backend } from '../src/backend/backend.js';
+
+export const summary = 'tokens/s of a training step and GEMM GFLOP/s on the webgpu backend, with the cpu backend for scale';
+
+interface Options {
+  preset: string;
+  batch: number;
+  steps: number;
+  warmup: number;
+  json: boolean;
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { preset: 'tiny', batch: 4, steps: 3, warmup: 1, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    const int = (min: number): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min) throw new Error(`bench webgpu-step: ${a} must be an integer ≥ ${min}, got '${v}'`);
+      i++;
+      return n;
+    };
+    if (a === '--preset' && v) {
+      o.preset = v;
+      i++;
+    } else if (a === '--batch') o.batch = int(1);
+    else if (a === '--steps') o.steps = int(1);
+    else if (a === '--warmup') o.warmup = int(0);
+    else if (a === '--json') o.json = true;
+    else if (a === '--backend' && v === 'webgpu') i++;
+    else throw new Error(`bench webgpu-step: unknown option '${a}' (options: --preset tiny|A|B, --batch N, --steps N, --warmup N, --json)`);
+  }
+  return o;
+}
+
+interface Result {
+  backend: string;
+  device: string;
+  preset: string;
+  tokensPerStep: number;
+  stepMs: number[];
+  tokPerS: number;
+  gemmShape: string;
+  gemmGflops: number;
+  loss: number;
+}
+
+async function measure(backend: Backend, device: string, o: Options): Promise<Result> {
+  const { modelConfig } = await import('../src/model/config.js');
+  const { Llama } = await import('../src/model/llama.js');
+  const { initialParameters } = await import('../src/model/params.js');
+  const { AdamW } = await import('../src/optim/adamw.js');
+  const { LocalReplica } = await import('../src/parallel/local-replica.js');
+  const { Rng } = await import('../src/util/rng.js');
+  const config = modelConfig(o.preset);
+  const seqLen = config.seq_len;
+  const n = o.batch * seqLen;
+  const model = new Llama(backend, config);
+  const replica = new LocalReplica(backend, model.layout);
+  replica.params.fromHost(initialParameters(model.layout, 0));
+  const optimizer = new AdamW(backend, model.layout, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
+  const tokens = backend.alloc([n], 'i32');
+  const targets = backend.alloc([n], 'i32');
+  const stats = backend.alloc([4], 'f64');
+  const rng = new Rng(0);
+  const stepMs: number[] = [];
+  for (let s = 0; s < o.warmup + o.steps; s++) {
+    backend.upload(tokens, Array.from({ length: n }, () => rng.int(config.vocab)));
+    backend.upload(targets, Array.from({ length: n }, () => rng.int(config.vocab)));
+    backend.synchronize();
+    const t0 = performance.now();
+    backend.fill(stats, 0);
+    replica.beginStep();
+    replica.beginMicroStep(1, stats, 2);
+    await model.forwardBackward(tokens, targets, o.batch, seqLen, replica, replica, stats, 0, 1 / n);
+    optimizer.update(replica.params.units, replica.grads.units, 3e-4);
+    backend.synchronize();
+    if (s >= o.warmup) stepMs.push(performance.now() - t0);
+  }
+  const loss = backend.download(stats)[0]! / n;
+  // The GEMM at the model's largest shape (tokens × 2·ffn × d, x·Wᵀ), timed with a synchronize.
+  const [m, nn, k] = [n, 2 * config.ffn_dim, config.d_model];
+  const a = backend.alloc([m, k]);
+  const w = backend.alloc([nn, k]);
+  const c = backend.alloc([m, nn]);
+  backend.fill(a, 0.01);
+  backend.fill(w, 0.02);
+  backend.matmul(c, a, w, false, true);
+  backend.synchronize();
+  const reps = 3;
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) backend.matmul(c, a, w, false, true);
+  backend.synchronize();
+  const gemmGflops = (2 * m * nn * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
+  const sorted = [...stepMs].sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  return { backend: backend.name, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const o = parse(argv);
+  const { WebGpuBackend } = await import('../src/backend/webgpu/index.js');
+  const { CpuBackend } = await import('../src/backend/cpu/index.js');
+  const gpu = new WebGpuBackend();
+  const results: Result[] = [];
+  try {
+    results.push(await measure(gpu, gpu.device.adapter, o));
+  } finally {
+    gpu.dispose();
+  }
+  const threads = cpus().length;
+  results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o));
+  if (o.json) {
+    for (const r of results) console.log(JSON.stringify({ date: new Date().toISOString(), ...r }));
+    return;
+  }
+  console.log(`webgpu step benchmark, ${new Date().toISOString()}: preset ${o.preset}, batch ${o.batch} × ${results[0]!.tokensPerStep / o.batch} tokens, ${o.warmup} warm-up + ${o.steps} measured steps`);
+  for (const r of results) {
+    console.log(`  ${r.backend.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(r.tokensPerStep / r.tokPerS * 1000).toFixed(0).padStart(6)} ms  GEMM ${r.gemmShape}: ${r.gemmGflops.toFixed(1)} GFLOP/s  loss ${r.loss.toFixed(4)}  (${r.device})`);
+  }
+}
