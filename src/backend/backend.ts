@@ -97,6 +97,11 @@ export interface Backend {
   fill(t: Tensor, value: number): void;
   /** Waits until all queued kernels have finished. */
   synchronize(): void;
+  /**
+   * Releases the backend's threads, device and memory (optional: backends without any omit it); the
+   * backend cannot be used afterwards. Whoever created the backend calls it when done.
+   */
+  dispose?(): void;
   /** Number of kernel threads (1 = single-threaded). Backends without threads ignore it. */
   setThreads(n: number): void;
   getThreads(): number;

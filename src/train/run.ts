@@ -233,6 +233,8 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
     model.dispose();
     // A group bound here (from opts.comm) is released here; the communicator's owner closes it.
     if (!opts.group) group.dispose?.();
+    // A backend made here is released here (the webgpu backend's device before this thread ends).
+    if (!opts.backend) backend.dispose?.();
   }
 }
 

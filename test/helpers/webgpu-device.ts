@@ -19,6 +19,7 @@ export function openTestDevice(): { gpu: WebGpuBackend | null; skip: string | fa
   useTestDriver();
   try {
     const gpu = new WebGpuBackend();
+    // Synchronous: the device is destroyed while its worker thread is still healthy.
     process.on('exit', () => gpu.dispose());
     return { gpu, skip: false };
   } catch (e) {

@@ -250,6 +250,21 @@ async function run(c: Command): Promise<void> {
   }
   if (!gpu) return;
   const g = gpu;
+  if (c.op === 'close') {
+    // Everything queued before is done; the device goes away while this thread is healthy (dawn.node
+    // aborts the process when a device or buffer is destroyed while its thread is being torn down).
+    try {
+      g.flush();
+      await g.device.queue.onSubmittedWorkDone();
+      g.device.destroy();
+      gpu = null;
+      answer(c.seq, null);
+    } catch (e) {
+      answer(c.seq, message(e));
+    }
+    parentPort!.close();
+    return;
+  }
   if (c.op === 'download' || c.op === 'sync') {
     try {
       if (c.op === 'download') await g.download(c.src, c.out);
@@ -277,12 +292,6 @@ async function run(c: Command): Promise<void> {
         return g.copy(c.dst, c.src);
       case 'dispatch':
         return g.run(c.name, c.code, c.params, c.bindings, c.groups);
-      case 'close':
-        g.flush();
-        g.device.destroy();
-        gpu = null;
-        parentPort!.close();
-        return;
     }
   } catch (e) {
     g.error ??= message(e);

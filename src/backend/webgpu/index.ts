@@ -66,7 +66,10 @@ export class WebGpuBackend implements Backend {
     // The worker must not keep the process alive on its own; dispose() closes it.
     this.worker.unref();
     const result = new SharedArrayBuffer(64 * 1024);
-    const request: DeviceRequest = { ...(opts.powerPreference && { powerPreference: opts.powerPreference }), ...(opts.dawnOptions && { dawnOptions: opts.dawnOptions }) };
+    // ADABATCH_WEBGPU_ADAPTER picks an adapter by name (Dawn's `adapter=` option; docs/gpu.md).
+    const adapter = process.env.ADABATCH_WEBGPU_ADAPTER;
+    const dawnOptions = [...(opts.dawnOptions ?? []), ...(adapter ? [`adapter=${adapter}`] : [])];
+    const request: DeviceRequest = { ...(opts.powerPreference && { powerPreference: opts.powerPreference }), ...(dawnOptions.length > 0 && { dawnOptions }) };
     this.request((seq) => ({ op: 'init', seq, ctrl: this.ctrl.buffer as SharedArrayBuffer, error: this.errorBuffer, result, request }), 'open the WebGPU device');
     const text = new TextDecoder().decode(new Uint8Array(result).slice(0, new Uint8Array(result).indexOf(0)));
     this.device = JSON.parse(text) as DeviceDescription;
@@ -89,11 +92,18 @@ export class WebGpuBackend implements Backend {
     return this.ctx;
   }
 
-  /** Closes the device and its worker; the backend cannot be used afterwards. */
+  /**
+   * Waits for the queued work, destroys the device and ends its worker; the backend cannot be used
+   * afterwards. Call it before the thread that made the backend ends: a device torn down with its
+   * thread can abort the process (dawn.node).
+   */
   dispose(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.worker.postMessage({ op: 'close' } satisfies Command);
+    try {
+      this.request((seq) => ({ op: 'close', seq }), 'close the device');
+    } finally {
+      this.closed = true;
+    }
   }
 
   // ---- the worker -------------------------------------------------------------------------------

@@ -54,4 +54,4 @@ export type Command =
    */
   | { op: 'dispatch'; name: string; code?: string; params: ArrayBuffer; bindings: Binding[]; groups: [number, number, number] }
   | { op: 'sync'; seq: number }
-  | { op: 'close' };
+  | { op: 'close'; seq: number };

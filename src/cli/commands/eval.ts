@@ -99,5 +99,7 @@ export async function run(argv: string[]): Promise<number> {
   const loss = result.lossSum / result.tokens;
   if (values.json) console.log(JSON.stringify({ loss, tokens: result.tokens }));
   else console.log(`loss ${loss.toFixed(4)}  perplexity ${Math.exp(loss).toFixed(2)}  (${result.tokens} tokens, ${m.dir})`);
+  model.dispose();
+  backend.dispose?.();
   return 0;
 }

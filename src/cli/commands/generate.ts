@@ -79,5 +79,6 @@ export async function run(argv: string[]): Promise<number> {
   if (text.length > printed) process.stdout.write(text.slice(printed));
   process.stdout.write('\n');
   gen.dispose();
+  backend.dispose?.();
   return 0;
 }
