@@ -20,7 +20,7 @@ import { openTestDevice } from './helpers/webgpu-device.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
-const { skip } = openTestDevice();
+const { gpu, skip } = openTestDevice();
 
 const sets = (runDir: string, backend: string): string[] => [
   `run_dir=${runDir}`,
@@ -97,4 +97,15 @@ test('webgpu ranks: DDP and FSDP on 2 ranks (collectives staged through host mem
     assert.deepEqual(a.map((x) => x.batch_size), b.map((x) => x.batch_size), `${strategy}: the same batch sizes`);
     a.forEach((r, i) => assert.ok(Math.abs((r.loss as number) - (b[i]!.loss as number)) <= 1e-5 * (b[i]!.loss as number), `${strategy} step ${r.step}: loss ${r.loss} vs ${b[i]!.loss}`));
   }
+});
+
+// TinyLlama's untied head is 250 MiB: beyond lavapipe's 128 MiB bindings (a real GPU may bind more).
+const smallBindings = gpu && gpu.maxTensorBytes() < 250 * 2 ** 20 ? false : skip || 'this device binds 250 MiB tensors: the limit cannot be reached with TinyLlama';
+test('a model whose tensors exceed the device binding limit is refused before anything is allocated, naming the tensor and the limit', { skip: smallBindings }, () => {
+  const dir = tempDir('adabatch-webgpu-limit-');
+  const args = ['backend=webgpu', 'model.preset=tinyllama', 'model.n_layers=1', `run_dir=${join(dir, 'run')}`, 'data={synthetic: {phrases: 16, phrase_len: 6}}', 'budget.samples=8'].flatMap((s) => ['--set', s]);
+  const r = spawnSync(process.execPath, [BIN, 'train', ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /too large for this device:\nthe parameters of the head unit \(250\.0 MiB\) form one tensor larger than the [\d.]+ MiB backend webgpu can address in one kernel/);
+  assert.match(r.stderr, /the activation gu of a micro batch of \d+ × 2048 tokens \([\d.]+ MiB\) exceeds .* lower batch\.max_micro/);
 });

@@ -98,6 +98,12 @@ export interface Backend {
   /** Waits until all queued kernels have finished. */
   synchronize(): void;
   /**
+   * The largest tensor, in bytes, one kernel can address (a GPU's storage binding limit); absent when
+   * only memory limits it. The trainer refuses, before allocating, a model or micro batch with a
+   * larger tensor.
+   */
+  maxTensorBytes?(): number;
+  /**
    * Releases the backend's threads, device and memory (optional: backends without any omit it); the
    * backend cannot be used afterwards. Whoever created the backend calls it when done.
    */

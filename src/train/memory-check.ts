@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
+import { buildLayout } from '../model/layout.js';
+import { workspaceSizes } from '../model/llama.js';
 import { estimateMemory, formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { UserError } from '../util/errors.js';
 
@@ -59,4 +61,22 @@ export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCh
     ? `the largest micro batch that fits is ${fit} (set batch.max_micro=${fit}; the global batch is reached by accumulation)`
     : `no micro batch fits: even 1 sequence needs ${formatBytes(processEstimate(config, 1, o).total)}; use recompute: true, parallel.strategy: fsdp with more ranks, or a smaller model`;
   throw new UserError(`not enough memory: the estimate is ${formatBytes(e.total)}${per} for micro batch ${microBatch} (${parts}), but only ${formatBytes(available)} is available; ${advice}`);
+}
+
+/**
+ * Refuses, before anything is allocated, a model or micro batch whose largest tensor exceeds what the
+ * backend's kernels can address (`limit` bytes: a GPU's storage binding limit), naming the tensor.
+ * The fused head's logits chunk is not checked: the backend sizes its chunks to fit.
+ */
+export function checkTensorLimit(config: ModelConfig, microBatch: number, limit: number, backend: string): void {
+  const units = buildLayout(config).units;
+  const unit = units.reduce((a, u) => (u.size > a.size ? u : a));
+  const ws = workspaceSizes(config, microBatch * config.seq_len);
+  const acts: Array<[string, number]> = [['residual stream', ws.residual], ...Object.entries(ws.cache), ...Object.entries(ws.grads)];
+  const [actName, actSize] = acts.reduce((a, b) => (b[1] > a[1] ? b : a));
+  const problems: string[] = [];
+  const unitName = unit.kind === 'block' ? `block ${unit.layer}` : unit.kind;
+  if (4 * unit.size > limit) problems.push(`the parameters of the ${unitName} unit (${formatBytes(4 * unit.size)}) form one tensor larger than the ${formatBytes(limit)} ${backend} can address in one kernel; a smaller model (d_model, ffn_dim, vocab) is needed`);
+  if (4 * actSize > limit) problems.push(`the activation ${actName} of a micro batch of ${microBatch} × ${config.seq_len} tokens (${formatBytes(4 * actSize)}) exceeds the ${formatBytes(limit)} ${backend} can address in one kernel; lower batch.max_micro`);
+  if (problems.length) throw new UserError(`too large for this device:\n${problems.join('\n')}`);
 }

@@ -31,7 +31,7 @@ import { ReplicaEngine } from '../parallel/replica-engine.js';
 import { parseOrThrow, UserError } from '../util/errors.js';
 import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson } from './checkpointer.js';
 import { trainConfigSchema, type TrainConfig } from './config.js';
-import { checkMemory } from './memory-check.js';
+import { checkMemory, checkTensorLimit } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths, RESUMABLE_CHANGES } from './resume.js';
 import type { StepMetrics } from './step-metrics.js';
@@ -222,6 +222,15 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
   // One rank uses every core; several ranks in one process run one kernel thread each (docs/design.md).
   const threads = cfg.threads ?? defaultKernelThreads(peers);
   const backend = opts.backend ?? createBackend(cfg.backend, { threads });
+  const limit = backend.maxTensorBytes?.();
+  if (limit !== undefined) {
+    try {
+      checkTensorLimit(run.model, Math.min(cfg.batch.max_micro, Math.ceil(run.maxBatch / (peers?.size ?? 1))), limit, `backend ${backend.name}`);
+    } catch (e) {
+      if (!opts.backend) backend.dispose?.();
+      throw e;
+    }
+  }
   const group = opts.group ?? (await bindProcessGroup(opts.comm ?? null, backend));
   const model = new Llama(backend, run.model, { recompute: cfg.recompute, precision: cfg.precision });
   const engine = await buildEngine(cfg, run, model, group);

@@ -325,6 +325,10 @@ export class WebGpuBackend implements Backend {
     return { supported: false, detail: 'bf16 is not available on the webgpu backend (WGSL has f16, not bf16; an f16 path is planned)' };
   }
 
+  maxTensorBytes(): number {
+    return this.device.maxStorageBufferBindingSize;
+  }
+
   describeKernels(): string {
     return `WebGPU on ${this.device.adapter} (features: ${this.device.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of shader-f16, subgroups'}; max binding ${(this.device.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB)`;
   }
