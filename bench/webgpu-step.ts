@@ -2,7 +2,9 @@
  * `npm run bench -- webgpu-step [--preset tiny|A|B] [--batch N] [--steps N] [--warmup N] [--json]`
  * (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of one full training
  * step (forward, backward, AdamW) on the webgpu backend, the GEMM's GFLOP/s at the model's largest
- * shape, and the same step on the cpu backend (all cores) in the same run for scale.
+ * shape, and the same step on the cpu backend (all cores) in the same run for scale. It also trains
+ * the same Llama in TensorFlow.js on its WebGPU backend on the same adapter (bench/tfjs-llama.ts) and
+ * prints adabatch-webgpu / tfjs-webgpu tokens/s; if TF.js cannot run, one line says why.
  *
  * The device is whatever WebGPU adapter answers: on a machine without a GPU, Mesa's lavapipe
  * (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), a CPU emulating a GPU: its numbers say the
@@ -10,6 +12,7 @@
  */
 import { cpus } from 'node:os';
 import type { Backend } from '../src/backend/backend.js';
+import type { TfjsStepResult } from './tfjs-llama.js';
 
 export const summary = 'tokens/s of a training step and GEMM GFLOP/s on the webgpu backend, with the cpu backend for scale';
 
@@ -120,14 +123,30 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     gpu.dispose();
   }
+  // TF.js's WebGPU backend, on the same adapter, after the webgpu backend's device is closed.
+  let tfjs: TfjsStepResult | { error: string };
+  try {
+    const { runTfjsStep } = await import('./tfjs-llama.js');
+    tfjs = await runTfjsStep({ preset: o.preset, batch: o.batch, steps: o.steps, warmup: o.warmup });
+  } catch (e) {
+    tfjs = { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
   const threads = cpus().length;
   results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o));
   if (o.json) {
-    for (const r of results) console.log(JSON.stringify({ date: new Date().toISOString(), ...r }));
+    const date = new Date().toISOString();
+    for (const r of results) console.log(JSON.stringify({ date, ...r }));
+    const t = 'error' in tfjs ? { error: tfjs.error } : { device: tfjs.device, preset: o.preset, tokensPerStep: results[0]!.tokensPerStep, stepMs: tfjs.stepMs, tokPerS: tfjs.tokPerS, loss: tfjs.loss, ratio: results[0]!.tokPerS / tfjs.tokPerS };
+    console.log(JSON.stringify({ date, backend: 'tfjs-webgpu', ...t }));
     return;
   }
   console.log(`webgpu step benchmark, ${new Date().toISOString()}: preset ${o.preset}, batch ${o.batch} × ${results[0]!.tokensPerStep / o.batch} tokens, ${o.warmup} warm-up + ${o.steps} measured steps`);
   for (const r of results) {
     console.log(`  ${r.backend.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(r.tokensPerStep / r.tokPerS * 1000).toFixed(0).padStart(6)} ms  GEMM ${r.gemmShape}: ${r.gemmGflops.toFixed(1)} GFLOP/s  loss ${r.loss.toFixed(4)}  (${r.device})`);
+  }
+  if ('error' in tfjs) console.log(`  tfjs-webgpu could not run: TensorFlow.js's WebGPU backend (@tensorflow/tfjs-backend-webgpu) under Node's webgpu package failed: ${tfjs.error}`);
+  else {
+    const n = results[0]!.tokensPerStep;
+    console.log(`  ${'tfjs-webgpu'.padEnd(11)} ${tfjs.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(n / tfjs.tokPerS * 1000).toFixed(0).padStart(6)} ms  loss ${tfjs.loss.toFixed(4)}  (${tfjs.device}; adabatch-webgpu / tfjs-webgpu = ${(results[0]!.tokPerS / tfjs.tokPerS).toFixed(2)}×)`);
   }
 }
