@@ -187,29 +187,32 @@ const MM_KT = 16;
 
 /**
  * C = alpha·op(A)·op(B) + beta·C, row-major, op = transpose when flagged. Tiled through workgroup
- * memory: 16 × 16 invocations, each accumulating a 4 × 4 block of C in registers over K tiles of 16.
+ * memory: 16 × 16 invocations, each accumulating a 4 × 4 block of C in four vec4 registers over K
+ * tiles of 16. One pipeline per transposition (no branch on it in the loads); operand tiles are kept
+ * as vec4 rows so an invocation reads its four rows or columns in one load.
  */
-const MATMUL = kernel(
-  'matmul',
-  /* wgsl */ `
-struct P { m: u32, n: u32, k: u32, transA: u32, transB: u32, alpha: f32, beta: f32 };
+function matmulKernel(transA: boolean, transB: boolean) {
+  const aAt = transA ? 'a[o(1u) + kk * p.m + i]' : 'a[o(1u) + i * p.k + kk]';
+  const bAt = transB ? 'b[o(2u) + j * p.k + kk]' : 'b[o(2u) + kk * p.n + j]';
+  return kernel(
+    `matmul${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`,
+    /* wgsl */ `
+struct P { m: u32, n: u32, k: u32, pad: u32, alpha: f32, beta: f32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> a: array<f32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
-var<workgroup> As: array<array<f32, ${MM_TILE}>, ${MM_KT}>;
-var<workgroup> Bs: array<array<f32, ${MM_TILE}>, ${MM_KT}>;
+// [k][row / 4] of op(A) and [k][col / 4] of op(B): 16 vec4 = 64 rows or columns per k.
+var<workgroup> As: array<array<vec4f, ${MM_TILE / 4}>, ${MM_KT}>;
+var<workgroup> Bs: array<array<vec4f, ${MM_TILE / 4}>, ${MM_KT}>;
 
-// op(A)[i, kk] and op(B)[kk, j], zero outside the matrix.
 fn loadA(i: u32, kk: u32) -> f32 {
-  if (i >= p.m || kk >= p.k) { return 0.0; }
-  if (p.transA == 1u) { return a[o(1u) + kk * p.m + i]; }
-  return a[o(1u) + i * p.k + kk];
+  if (i < p.m && kk < p.k) { return ${aAt}; }
+  return 0.0;
 }
 fn loadB(kk: u32, j: u32) -> f32 {
-  if (kk >= p.k || j >= p.n) { return 0.0; }
-  if (p.transB == 1u) { return b[o(2u) + j * p.k + kk]; }
-  return b[o(2u) + kk * p.n + j];
+  if (kk < p.k && j < p.n) { return ${bAt}; }
+  return 0.0;
 }
 
 @compute @workgroup_size(16, 16)
@@ -217,28 +220,29 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u)
   let row0 = w.y * ${MM_TILE}u;
   let col0 = w.x * ${MM_TILE}u;
   let tid = l.y * 16u + l.x;
-  var acc: array<array<f32, 4>, 4>;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  // Each of the 256 invocations loads one vec4 (4 consecutive rows or columns at one k) per operand.
+  let kk = tid / ${MM_TILE / 4}u;
+  let x4 = (tid % ${MM_TILE / 4}u) * 4u;
   for (var k0 = 0u; k0 < p.k; k0 += ${MM_KT}u) {
-    // 256 invocations load 16 × 64 elements of each operand: 4 each.
-    for (var e = 0u; e < 4u; e++) {
-      let idx = tid + e * 256u;
-      let kk = idx / ${MM_TILE}u;
-      let x = idx % ${MM_TILE}u;
-      As[kk][x] = loadA(row0 + x, k0 + kk);
-      Bs[kk][x] = loadB(k0 + kk, col0 + x);
-    }
+    let kq = k0 + kk;
+    As[kk][x4 / 4u] = vec4f(loadA(row0 + x4, kq), loadA(row0 + x4 + 1u, kq), loadA(row0 + x4 + 2u, kq), loadA(row0 + x4 + 3u, kq));
+    Bs[kk][x4 / 4u] = vec4f(loadB(kq, col0 + x4), loadB(kq, col0 + x4 + 1u), loadB(kq, col0 + x4 + 2u), loadB(kq, col0 + x4 + 3u));
     workgroupBarrier();
-    for (var kk = 0u; kk < ${MM_KT}u; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var r = 0u; r < 4u; r++) { av[r] = As[kk][l.y * 4u + r]; }
-      for (var s = 0u; s < 4u; s++) { bv[s] = Bs[kk][l.x * 4u + s]; }
-      for (var r = 0u; r < 4u; r++) {
-        for (var s = 0u; s < 4u; s++) { acc[r][s] = fma(av[r], bv[s], acc[r][s]); }
-      }
+    for (var q = 0u; q < ${MM_KT}u; q++) {
+      let av = As[q][l.y];
+      let bv = Bs[q][l.x];
+      acc0 = fma(vec4f(av.x), bv, acc0);
+      acc1 = fma(vec4f(av.y), bv, acc1);
+      acc2 = fma(vec4f(av.z), bv, acc2);
+      acc3 = fma(vec4f(av.w), bv, acc3);
     }
     workgroupBarrier();
   }
+  let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);
   for (var r = 0u; r < 4u; r++) {
     let i = row0 + l.y * 4u + r;
     if (i >= p.m) { continue; }
@@ -246,16 +250,19 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u)
       let j = col0 + l.x * 4u + s;
       if (j >= p.n) { continue; }
       let at = o(0u) + i * p.n + j;
-      var v = p.alpha * acc[r][s];
+      var v = p.alpha * accs[r][s];
       if (p.beta != 0.0) { v = v + p.beta * c[at]; }
       c[at] = v;
     }
   }
 }`,
-);
+  );
+}
+
+const MATMULS = [matmulKernel(false, false), matmulKernel(false, true), matmulKernel(true, false), matmulKernel(true, true)];
 
 export function matmul(ctx: GpuContext, c: Tensor, a: Tensor, b: Tensor, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number): void {
   if (m === 0 || n === 0) return;
-  const p = params(['u', m], ['u', n], ['u', k], ['u', transA ? 1 : 0], ['u', transB ? 1 : 0], ['f', alpha], ['f', beta]);
-  ctx.dispatch(MATMUL, p, [{ t: c, write: true }, { t: a }, { t: b }], [Math.ceil(n / MM_TILE), Math.ceil(m / MM_TILE)]);
+  const p = params(['u', m], ['u', n], ['u', k], ['u', 0], ['f', alpha], ['f', beta]);
+  ctx.dispatch(MATMULS[(transA ? 2 : 0) + (transB ? 1 : 0)]!, p, [{ t: c, write: true }, { t: a }, { t: b }], [Math.ceil(n / MM_TILE), Math.ceil(m / MM_TILE)]);
 }
