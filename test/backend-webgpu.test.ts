@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { RefBackend } from '../src/backend/ref/index.js';
+import { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { relL2 } from './helpers/num.js';
 import { openTestDevice } from './helpers/webgpu-device.js';
 
@@ -156,4 +157,16 @@ test('without a Vulkan driver the backend says what to install', () => {
   });
   assert.equal(r.status, 3, r.stdout + r.stderr);
   assert.match(r.stdout, /no WebGPU adapter: .*install .*libvulkan1.*lavapipe/);
+});
+
+test('a lost device (as a driver reset) fails the next synchronous call with the reason and how to continue', { skip }, () => {
+  const g = new WebGpuBackend();
+  const t = g.alloc([8]);
+  g.upload(t, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(g.download(t)[7], 8);
+  g.loseDeviceForTesting();
+  g.scale(t, 2); // recorded on a lost device: no error yet
+  assert.throws(() => g.download(t), /webgpu: the WebGPU device was lost \(destroyed.*\); the run's last checkpoint is intact: resume it with adabatch train --resume RUN_DIR/);
+  assert.throws(() => g.synchronize(), /device was lost/);
+  g.dispose();
 });

@@ -27,6 +27,8 @@ class Gpu {
   private temps: GPUBuffer[] = [];
   /** The first error a fire-and-forget command met; reported by the next synchronous request. */
   error: string | null = null;
+  /** Why the device was lost (driver reset, GPU removed, …), once it is: every later request fails with it. */
+  lost: string | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -36,6 +38,9 @@ class Gpu {
     readonly description: DeviceDescription,
   ) {
     this.ring = device.createBuffer({ size: UNIFORM_STRIDE * RING_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    void device.lost.then((info) => {
+      this.lost = `the WebGPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}); the run's last checkpoint is intact: resume it with adabatch train --resume RUN_DIR`;
+    });
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= `WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`;
     });
@@ -265,6 +270,10 @@ async function run(c: Command): Promise<void> {
     parentPort!.close();
     return;
   }
+  if ((c.op === 'download' || c.op === 'sync') && g.lost) {
+    answer(c.seq, g.lost);
+    return;
+  }
   if (c.op === 'download' || c.op === 'sync') {
     try {
       if (c.op === 'download') await g.download(c.src, c.out);
@@ -272,11 +281,11 @@ async function run(c: Command): Promise<void> {
         g.flush();
         await g.device.queue.onSubmittedWorkDone();
       }
-      const err = g.error;
+      const err = g.lost ?? g.error;
       g.error = null;
       answer(c.seq, err);
     } catch (e) {
-      answer(c.seq, message(e));
+      answer(c.seq, g.lost ?? message(e));
     }
     return;
   }
@@ -292,6 +301,10 @@ async function run(c: Command): Promise<void> {
         return g.copy(c.dst, c.src);
       case 'dispatch':
         return g.run(c.name, c.code, c.params, c.bindings, c.groups);
+      case 'loseDevice':
+        g.flush();
+        g.device.destroy();
+        return;
     }
   } catch (e) {
     g.error ??= message(e);

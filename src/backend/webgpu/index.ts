@@ -92,6 +92,11 @@ export class WebGpuBackend implements Backend {
     return this.ctx;
   }
 
+  /** Tests only: makes the device lost, as a driver reset would. */
+  loseDeviceForTesting(): void {
+    this.post({ op: 'loseDevice' });
+  }
+
   /**
    * Waits for the queued work, destroys the device and ends its worker; the backend cannot be used
    * afterwards. Call it before the thread that made the backend ends: a device torn down with its

@@ -54,4 +54,6 @@ export type Command =
    */
   | { op: 'dispatch'; name: string; code?: string; params: ArrayBuffer; bindings: Binding[]; groups: [number, number, number] }
   | { op: 'sync'; seq: number }
+  /** Tests only: destroys the device as a driver reset would, to exercise the lost-device path. */
+  | { op: 'loseDevice' }
   | { op: 'close'; seq: number };
