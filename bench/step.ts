@@ -194,11 +194,7 @@ async function runProbe(): Promise<ProbeResult> {
 async function runChild(preset: string, threads: number, steps: number, warmup: number, precision: Precision): Promise<RunResult> {
   const { CpuBackend } = await import('../src/backend/cpu/index.js');
   const { modelConfig } = await import('../src/model/config.js');
-  const { Llama } = await import('../src/model/llama.js');
-  const { initialParameters } = await import('../src/model/params.js');
-  const { AdamW } = await import('../src/optim/adamw.js');
-  const { LocalReplica } = await import('../src/parallel/local-replica.js');
-  const { Rng } = await import('../src/util/rng.js');
+  const { trainingStep } = await import('./common.js');
 
   const backend = new CpuBackend({ threads });
   if (precision === 'bf16') {
@@ -212,36 +208,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
   const n = batch * seqLen;
   const baselineRssMb = rssMb(); // modules and the addon are loaded; no model yet
 
-  const model = new Llama(backend, config, precision === 'bf16' ? { precision: 'bf16' } : {});
-  const replica = new LocalReplica(backend, model.layout);
-  replica.params.fromHost(initialParameters(model.layout, 0));
-  const optimizer = new AdamW(backend, model.layout, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
-  const tokens = backend.alloc([n], 'i32');
-  const targets = backend.alloc([n], 'i32');
-  const stats = backend.alloc([4], 'f64');
-  const rng = new Rng(0);
-  const data = new Int32Array(n + batch);
-
-  const step = async (): Promise<number> => {
-    // Fresh random tokens every step (as the reference), uploaded outside the timed region.
-    for (let i = 0; i < data.length; i++) data[i] = rng.int(config.vocab);
-    const x = new Int32Array(n);
-    const y = new Int32Array(n);
-    for (let b = 0; b < batch; b++) {
-      x.set(data.subarray(b * (seqLen + 1), b * (seqLen + 1) + seqLen), b * seqLen);
-      y.set(data.subarray(b * (seqLen + 1) + 1, (b + 1) * (seqLen + 1)), b * seqLen);
-    }
-    backend.upload(tokens, x);
-    backend.upload(targets, y);
-    const t0 = performance.now();
-    backend.fill(stats, 0);
-    replica.beginStep();
-    replica.beginMicroStep(1, stats, 2);
-    await model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / n);
-    optimizer.update(replica.params.units, replica.grads.units, 3e-4);
-    backend.synchronize();
-    return performance.now() - t0;
-  };
+  const { model, step, loss: lastLoss } = trainingStep(backend, config, batch, precision === 'bf16' ? { precision: 'bf16' } : {});
 
   const stepMs: number[] = [];
   const busy: number[] = [];
@@ -257,7 +224,7 @@ async function runChild(preset: string, threads: number, steps: number, warmup: 
       busy.push(Math.max(0, machineBusyS() - b0 - own) / wall);
     }
   }
-  const loss = (backend.download(stats) as Float64Array)[0]! / n;
+  const loss = lastLoss();
   if (!Number.isFinite(loss)) throw new Error(`bench step: non-finite loss ${loss}`);
   const peak = peakRssMb();
 

@@ -12,6 +12,8 @@
  */
 import { cpus } from 'node:os';
 import type { Backend } from '../src/backend/backend.js';
+import { modelConfig } from '../src/model/config.js';
+import { median, trainingStep } from './common.js';
 import type { TfjsStepResult } from './tfjs-llama.js';
 
 export const summary = 'tokens/s of a training step and GEMM GFLOP/s on the webgpu backend, with the cpu backend for scale';
@@ -61,38 +63,15 @@ interface Result {
 }
 
 async function measure(backend: Backend, device: string, o: Options): Promise<Result> {
-  const { modelConfig } = await import('../src/model/config.js');
-  const { Llama } = await import('../src/model/llama.js');
-  const { initialParameters } = await import('../src/model/params.js');
-  const { AdamW } = await import('../src/optim/adamw.js');
-  const { LocalReplica } = await import('../src/parallel/local-replica.js');
-  const { Rng } = await import('../src/util/rng.js');
   const config = modelConfig(o.preset);
-  const seqLen = config.seq_len;
-  const n = o.batch * seqLen;
-  const model = new Llama(backend, config);
-  const replica = new LocalReplica(backend, model.layout);
-  replica.params.fromHost(initialParameters(model.layout, 0));
-  const optimizer = new AdamW(backend, model.layout, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
-  const tokens = backend.alloc([n], 'i32');
-  const targets = backend.alloc([n], 'i32');
-  const stats = backend.alloc([4], 'f64');
-  const rng = new Rng(0);
+  const n = o.batch * config.seq_len;
+  const { step, loss: lastLoss } = trainingStep(backend, config, o.batch);
   const stepMs: number[] = [];
   for (let s = 0; s < o.warmup + o.steps; s++) {
-    backend.upload(tokens, Array.from({ length: n }, () => rng.int(config.vocab)));
-    backend.upload(targets, Array.from({ length: n }, () => rng.int(config.vocab)));
-    backend.synchronize();
-    const t0 = performance.now();
-    backend.fill(stats, 0);
-    replica.beginStep();
-    replica.beginMicroStep(1, stats, 2);
-    await model.forwardBackward(tokens, targets, o.batch, seqLen, replica, replica, stats, 0, 1 / n);
-    optimizer.update(replica.params.units, replica.grads.units, 3e-4);
-    backend.synchronize();
-    if (s >= o.warmup) stepMs.push(performance.now() - t0);
+    const ms = await step();
+    if (s >= o.warmup) stepMs.push(ms);
   }
-  const loss = backend.download(stats)[0]! / n;
+  const loss = lastLoss();
   // The GEMM at the model's largest shape (tokens × 2·ffn × d, x·Wᵀ), timed with a synchronize.
   const [m, nn, k] = [n, 2 * config.ffn_dim, config.d_model];
   const a = backend.alloc([m, k]);
@@ -107,9 +86,7 @@ async function measure(backend: Backend, device: string, o: Options): Promise<Re
   for (let r = 0; r < reps; r++) backend.matmul(c, a, w, false, true);
   backend.synchronize();
   const gemmGflops = (2 * m * nn * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
-  const sorted = [...stepMs].sort((x, y) => x - y);
-  const median = sorted[Math.floor(sorted.length / 2)]!;
-  return { backend: backend.name, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
+  return { backend: backend.name, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median(stepMs) / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
 }
 
 export async function run(argv: string[]): Promise<void> {

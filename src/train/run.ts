@@ -160,6 +160,8 @@ interface ResolvedRun {
   schedule: BatchSchedule;
   noise: NoiseScaleTracker;
   maxBatch: number;
+  /** The largest micro batch a rank runs: its share of the largest global batch, at most batch.max_micro. */
+  largestMicro: number;
   memory: MemoryEstimate;
 }
 
@@ -225,7 +227,7 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
   const limit = backend.maxTensorBytes?.();
   if (limit !== undefined) {
     try {
-      checkTensorLimit(run.model, Math.min(cfg.batch.max_micro, Math.ceil(run.maxBatch / (peers?.size ?? 1))), limit, `backend ${backend.name}`);
+      checkTensorLimit(run.model, run.largestMicro, limit, `backend ${backend.name}`);
     } catch (e) {
       if (!opts.backend) backend.dispose?.();
       throw e;
@@ -288,7 +290,7 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
     // On resume the metrics the checkpoint covers are kept; a run started afresh keeps none.
     truncateMetrics(join(runDir, 'metrics.jsonl'), resumed?.state.metrics_rows ?? 0);
   }
-  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, memory };
+  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, largestMicro, memory };
 }
 
 /**

@@ -8,7 +8,7 @@
  * and nothing of what the slot held is lost.
  */
 import type { Tensor } from '../../backend.js';
-import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, type GpuContext } from './common.js';
+import { FLAT_WG, flatGroups, kernel, params, WORKGROUP_SUM, type GpuContext } from './common.js';
 
 const FILL = kernel(
   'fill',
@@ -91,8 +91,7 @@ struct P { n: u32, mode: u32, a: f32 };
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @group(0) @binding(3) var<storage, read> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partial: array<vec2f>;
-var<workgroup> sums: array<vec2f, ${FLAT_WG}>;
-${DOUBLE_FLOAT}
+${WORKGROUP_SUM}
 // mode 0: Σ x²; 1: Σ x·y; 2: Σ y² while x += a·y (accumulateWithNorm: x the accumulator, y the gradient).
 @compute @workgroup_size(${FLAT_WG})
 fn main(@builtin(global_invocation_id) g: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) nw: vec3u) {
@@ -116,18 +115,8 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(local_invocation_id) l
     c = (tk - s) - yk;
     s = tk;
   }
-  sums[l.x] = vec2f(s, -c);
-  workgroupBarrier();
-  for (var h = ${FLAT_WG / 2}u; h > 0u; h = h / 2u) {
-    if (l.x < h) {
-      let a = sums[l.x];
-      let b = sums[l.x + h];
-      let t = twoSum(a.x, b.x);
-      sums[l.x] = vec2f(t.x, t.y + a.y + b.y);
-    }
-    workgroupBarrier();
-  }
-  if (l.x == 0u) { partial[o(2u) / 2u + w.x] = sums[0]; }
+  let total = blockSum(l.x, vec2f(s, -c));
+  if (l.x == 0u) { partial[o(2u) / 2u + w.x] = total; }
 }`,
 );
 
@@ -138,8 +127,7 @@ struct P { groups: u32, index: u32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> partial: array<vec2f>;
-var<workgroup> sums: array<vec2f, ${FLAT_WG}>;
-${DOUBLE_FLOAT}
+${WORKGROUP_SUM}
 @compute @workgroup_size(${FLAT_WG})
 fn main(@builtin(local_invocation_id) l: vec3u) {
   var acc = vec2f(0.0, 0.0);
@@ -148,20 +136,10 @@ fn main(@builtin(local_invocation_id) l: vec3u) {
     let t = twoSum(acc.x, q.x);
     acc = vec2f(t.x, t.y + acc.y + q.y);
   }
-  sums[l.x] = acc;
-  workgroupBarrier();
-  for (var h = ${FLAT_WG / 2}u; h > 0u; h = h / 2u) {
-    if (l.x < h) {
-      let a = sums[l.x];
-      let b = sums[l.x + h];
-      let t = twoSum(a.x, b.x);
-      sums[l.x] = vec2f(t.x, t.y + a.y + b.y);
-    }
-    workgroupBarrier();
-  }
+  let total = blockSum(l.x, acc);
   if (l.x == 0u) {
     let at = o(0u) + 2u * p.index;
-    let r = ddAdd(out[at], out[at + 1u], sums[0].x, sums[0].y);
+    let r = ddAdd(out[at], out[at + 1u], total.x, total.y);
     out[at] = r.x;
     out[at + 1u] = r.y;
   }

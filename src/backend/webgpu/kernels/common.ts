@@ -72,3 +72,35 @@ fn ddAdd(hi: f32, lo: f32, s: f32, e: f32) -> vec2f {
   return vec2f(sum, err - (sum - t.x));
 }
 `;
+
+/**
+ * WGSL (with DOUBLE_FLOAT) for workgroups of FLAT_WG invocations: `acc2` adds a term into a
+ * (sum, error) pair, `blockSum` sums pairs over the workgroup with a two-sum tree in a fixed order.
+ * Called in uniform control flow; every invocation gets the result, and `red` (which kernels may
+ * reuse, e.g. for a max) is free again when they return.
+ */
+export const WORKGROUP_SUM = /* wgsl */ `
+${DOUBLE_FLOAT}
+var<workgroup> red: array<vec2f, ${FLAT_WG}>;
+// (sum, error) + v, error-free in the sum.
+fn acc2(a: vec2f, v: f32) -> vec2f {
+  let t = twoSum(a.x, v);
+  return vec2f(t.x, a.y + t.y);
+}
+fn blockSum(l: u32, v: vec2f) -> vec2f {
+  red[l] = v;
+  workgroupBarrier();
+  for (var h = ${FLAT_WG / 2}u; h > 0u; h = h / 2u) {
+    if (l < h) {
+      let a = red[l];
+      let b = red[l + h];
+      let t = twoSum(a.x, b.x);
+      red[l] = vec2f(t.x, t.y + a.y + b.y);
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;

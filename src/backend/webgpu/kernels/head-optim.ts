@@ -16,39 +16,16 @@
 import type { AdamWParams, HeadLossArgs, Tensor } from '../../backend.js';
 import { BackendArgumentError } from '../../checks.js';
 import { matmul } from './basic.js';
-import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, type GpuContext } from './common.js';
+import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, WORKGROUP_SUM, type GpuContext } from './common.js';
 
 const WG = FLAT_WG;
 
 /**
- * WGSL shared by the row kernels: compensated accumulation of one invocation's terms, and the sum
- * (a two-sum tree, fixed order) and max of a value over the workgroup. Called in uniform control
- * flow; every invocation gets the result, and `red` is free again when they return.
+ * WGSL shared by the row kernels: the workgroup sum (common.ts) and the max of a value over the
+ * workgroup, through the same `red` scratch.
  */
 const BLOCK = /* wgsl */ `
-${DOUBLE_FLOAT}
-var<workgroup> red: array<vec2f, ${WG}>;
-// (sum, error) + v, error-free in the sum.
-fn acc2(a: vec2f, v: f32) -> vec2f {
-  let t = twoSum(a.x, v);
-  return vec2f(t.x, a.y + t.y);
-}
-fn blockSum(l: u32, v: vec2f) -> vec2f {
-  red[l] = v;
-  workgroupBarrier();
-  for (var h = ${WG / 2}u; h > 0u; h = h / 2u) {
-    if (l < h) {
-      let a = red[l];
-      let b = red[l + h];
-      let t = twoSum(a.x, b.x);
-      red[l] = vec2f(t.x, t.y + a.y + b.y);
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+${WORKGROUP_SUM}
 fn blockMax(l: u32, v: f32) -> f32 {
   red[l] = vec2f(v, 0.0);
   workgroupBarrier();
