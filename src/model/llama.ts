@@ -277,7 +277,7 @@ export class Llama {
   }
 
   /** The bf16 copies of a block unit's weight matrices, made from its current (f32) values. */
-  private refreshLowpWeights(u: number, w: Record<string, Tensor>): Record<LowpWeight, Tensor> {
+  private refreshLowpWeights(u: number, w: Record<string, Tensor>): void {
     let copies = this.lowpWeights[u];
     if (!copies) {
       copies = {} as Record<LowpWeight, Tensor>;
@@ -285,7 +285,6 @@ export class Llama {
       this.lowpWeights[u] = copies;
     }
     for (const k of LOWP_WEIGHTS) this.backend.convert(copies[k], w[k]!);
-    return copies;
   }
 
   /** The bf16 operands of block l (views shaped like their f32 counterparts), or null under precision f32. */

@@ -26,9 +26,6 @@ export interface WebGpuOptions extends DeviceRequest {
   timeoutMs?: number;
 }
 
-/** Device bytes per element: float64 is a pair of float32. */
-const DEVICE_BYTES: Record<DType, number> = { ...DTYPE_BYTES };
-
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   readonly device: DeviceDescription;
@@ -138,7 +135,7 @@ export class WebGpuBackend implements Backend {
     const a = this.sizes.get(t.buffer);
     if (!a) throw new C.BackendArgumentError('webgpu', `buffer ${t.buffer} was freed or never allocated`);
     if (t.offset + t.size > a.elems) throw new C.BackendArgumentError('webgpu', 'tensor window exceeds its allocation');
-    const b = DEVICE_BYTES[t.dtype];
+    const b = DTYPE_BYTES[t.dtype];
     return [t.buffer, t.offset * b, t.size * b];
   }
 
@@ -160,7 +157,7 @@ export class WebGpuBackend implements Backend {
     if (!(dtype in DTYPE_BYTES)) throw new C.BackendArgumentError('alloc', `unknown dtype '${dtype}'`);
     if (dtype === 'bf16') throw new C.BackendArgumentError('alloc', 'bf16 tensors are not supported on the webgpu backend (its low-precision path is f16, not yet implemented)');
     const elems = shapeSize(shape);
-    const bytes = elems * DEVICE_BYTES[dtype];
+    const bytes = elems * DTYPE_BYTES[dtype];
     const id = this.nextId++;
     this.post({ op: 'alloc', id, bytes });
     // WebGPU zero-initialises new buffers.
