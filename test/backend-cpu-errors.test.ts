@@ -51,7 +51,8 @@ test('wrong dtypes are rejected: float64 layers, int tokens, float64 statistics'
   rejects(() => be.embeddingForward(be.alloc([3, 4]), be.alloc([5, 4]), be.alloc([3])), /embeddingForward: tokens must have dtype i32/);
   rejects(() => be.sumSquares(be.alloc([4]), be.alloc([2]), 0), /sumSquares: out must have dtype f64/);
   rejects(() => be.scale(be.alloc([4], 'i32'), 2), /scale: x must have dtype f32 or f64/);
-  rejects(() => be.alloc([2], 'f16' as never), /alloc: unknown dtype 'f16'/);
+  rejects(() => be.alloc([2], 'u8' as never), /alloc: unknown dtype 'u8'/);
+  rejects(() => be.alloc([2], 'f16'), /alloc: f16 is not available on the cpu backend/);
 });
 
 test('forged tensors that pass the TypeScript checks are rejected by the native checks', () => {

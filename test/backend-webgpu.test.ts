@@ -137,7 +137,7 @@ test('bad calls are refused by name before reaching the device; a view beyond th
   const g = gpu!;
   const a = g.alloc([4, 4]);
   assert.throws(() => g.matmul(a, a, g.alloc([5, 4]), false, false), /matmul: inner dimensions differ/);
-  assert.throws(() => g.alloc([2], 'bf16'), /bf16 tensors are not supported on the webgpu backend/);
+  assert.throws(() => g.alloc([2], 'bf16'), /alloc: bf16 is not available on the webgpu backend \(WGSL has f16, not bf16\)/);
   assert.throws(() => g.upload(a, [1, 2]), /data has 2 elements/);
   const stats = g.alloc([2], 'f64');
   assert.throws(() => g.sumSquares(a, stats, 2), /index 2 is outside out/);

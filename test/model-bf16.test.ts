@@ -110,7 +110,7 @@ test('bf16 tensors: bad calls are refused by name (convert within one dtype, mix
   for (const be of [new CpuBackend(), new RefBackend()]) {
     const f = be.alloc([4, 4]);
     const h = be.alloc([4, 4], 'bf16');
-    assert.throws(() => be.convert(f, f), /convert: src must have dtype bf16, got f32/);
+    assert.throws(() => be.convert(f, f), /convert: src must have dtype bf16 or f16, got f32/);
     assert.throws(() => be.convert(h, be.alloc([5], 'f32')), /convert: .*size|elements/);
     assert.throws(() => be.matmul(f, f, h, false, false), /matmul: b must have dtype f32, got bf16/);
     assert.throws(() => be.matmul(h, h, h, false, false), /matmul: c must have dtype f32 or f64, got bf16/);

@@ -20,10 +20,16 @@ import type { ReduceOp } from '../addon/addon.js';
 
 export type { ReduceOp } from '../addon/addon.js';
 
-/** bf16 (bfloat16) holds GEMM inputs under mixed precision; its host form is float32 values (see upload/download). */
-export type DType = 'f32' | 'f64' | 'i32' | 'bf16';
+/**
+ * bf16 (bfloat16) and f16 (IEEE half) hold GEMM inputs under mixed precision; their host form is
+ * float32 values (see upload/download).
+ */
+export type DType = 'f32' | 'f64' | 'i32' | LowpDType;
 
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4, bf16: 2 };
+/** The 16-bit dtypes of mixed precision (`precision: bf16 | f16`). */
+export type LowpDType = 'bf16' | 'f16';
+
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, i32: 4, bf16: 2, f16: 2 };
 
 /** An opaque handle: a typed, shaped window into one backend allocation. */
 export interface Tensor {
@@ -89,9 +95,9 @@ export interface Backend {
   /** High-water mark of liveBytes since creation (or the last resetPeak). */
   peakBytes(): number;
   resetPeak(): void;
-  /** Copies host numbers into the tensor (rounded to the nearest bf16 for a bf16 tensor). */
+  /** Copies host numbers into the tensor (rounded to the nearest bf16 or f16 for such a tensor). */
   upload(t: Tensor, data: ArrayLike<number>): void;
-  /** Copies the tensor to a new host array (a synchronization point); a bf16 tensor comes back as float32 values. */
+  /** Copies the tensor to a new host array (a synchronization point); a bf16 or f16 tensor comes back as float32 values. */
   download(t: Tensor): HostArray;
   copy(dst: Tensor, src: Tensor): void;
   fill(t: Tensor, value: number): void;
@@ -147,18 +153,21 @@ export interface Backend {
   rmsnormBackward(dx: Tensor, dw: Tensor, dOut: Tensor, x: Tensor, w: Tensor, rstd: Tensor, accumulate: boolean): void;
 
   /**
-   * dst = src converted between f32 and bf16 (rounded to nearest even into bf16; exact back into f32).
-   * Only on backends whose supportsBf16() says so.
+   * dst = scale · src converted between f32 and a 16-bit dtype (rounded to nearest even into bf16 or
+   * f16, f16 overflowing to ±∞; exact back into f32). `scale` (default 1) is a power of two, so the
+   * scaling itself is exact: it moves small values (f16's gradients) into the 16-bit range, and a
+   * GEMM reading them undoes it through its alpha. Only for a dtype supportsLowPrecision allows.
    */
-  convert(dst: Tensor, src: Tensor): void;
-  /** Whether bf16 tensors and bf16 GEMM inputs run here at full speed, and if not, why. */
-  supportsBf16(): { supported: boolean; detail: string };
+  convert(dst: Tensor, src: Tensor, scale?: number): void;
+  /** Whether tensors of `dtype` and GEMMs on them run here at full speed, and if not, why. */
+  supportsLowPrecision(dtype: LowpDType): { supported: boolean; detail: string };
   /** What computes here, for the start-up log (e.g. the GEMM library, the ISA it chose, its implementations). */
   describeKernels(): string;
 
   /**
    * c = alpha · op(a) · op(b) + beta · c with op = transpose when requested; all 2-D, row-major.
-   * a and b have c's dtype, or (c f32) are both bf16: bf16 inputs, float32 accumulation and output.
+   * a and b have c's dtype, or (c f32) are both bf16 or both f16: 16-bit inputs, float32 accumulation
+   * and output.
    */
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha?: number, beta?: number): void;
 
@@ -221,7 +230,7 @@ export interface HeadLossArgs {
   /** Tokens per chunk (bounds the chunk × vocab scratch); backend default when omitted. */
   chunkTokens?: number;
   /**
-   * precision bf16: headW rounded to bf16 (same shape). The three head GEMMs then read bf16 operands
+   * precision bf16 (only): headW rounded to bf16 (same shape). The three head GEMMs then read bf16 operands
    * (headWLowp, the normalised x and the logit gradients rounded as they are made) with f32
    * accumulation; the norm, softmax, loss and all gradients stay f32.
    */

@@ -2,7 +2,7 @@
  * Argument validation shared by every backend: each kernel checks shapes, dtypes and ownership
  * before any memory is touched, and throws an error that names the offending argument.
  */
-import { shapeSize, type AttentionDims, type DecodeDims, type DType, type HeadLossArgs, type Tensor } from './backend.js';
+import { shapeSize, type AttentionDims, type DecodeDims, type DType, type HeadLossArgs, type LowpDType, type Tensor } from './backend.js';
 
 export class BackendArgumentError extends Error {
   constructor(kernel: string, message: string) {
@@ -70,7 +70,7 @@ function check2d(kernel: string, name: string, t: Tensor): [number, number] {
 export function checkMatmul(backend: string, c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha: number, beta: number): { m: number; n: number; k: number } {
   const K = 'matmul';
   checkTensor(K, 'c', c, backend, ['f32', 'f64']);
-  checkTensor(K, 'a', a, backend, c.dtype === 'f32' ? ['f32', 'bf16'] : c.dtype);
+  checkTensor(K, 'a', a, backend, c.dtype === 'f32' ? ['f32', 'bf16', 'f16'] : c.dtype);
   checkTensor(K, 'b', b, backend, a.dtype);
   checkFinite(K, 'alpha', alpha);
   checkFinite(K, 'beta', beta);
@@ -86,11 +86,16 @@ export function checkMatmul(backend: string, c: Tensor, a: Tensor, b: Tensor, tr
   return { m, n, k };
 }
 
-export function checkConvert(backend: string, dst: Tensor, src: Tensor): void {
+/** Checks a conversion; returns the 16-bit side's dtype. */
+export function checkConvert(backend: string, dst: Tensor, src: Tensor, scale: number): LowpDType {
   const K = 'convert';
-  checkTensor(K, 'dst', dst, backend, ['f32', 'bf16']);
-  checkTensor(K, 'src', src, backend, dst.dtype === 'f32' ? 'bf16' : 'f32');
+  checkTensor(K, 'dst', dst, backend, ['f32', 'bf16', 'f16']);
+  checkTensor(K, 'src', src, backend, dst.dtype === 'f32' ? ['bf16', 'f16'] : 'f32');
   checkSameSize(K, ['dst', 'src'], [dst, src]);
+  checkFinite(K, 'scale', scale);
+  // A power of two scales exactly (its mantissa is 1): only the exponent of each value changes.
+  if (!(scale > 0) || scale !== 2 ** Math.round(Math.log2(scale))) fail(K, `scale must be a positive power of two, got ${scale}`);
+  return (dst.dtype === 'f32' ? src.dtype : dst.dtype) as LowpDType;
 }
 
 export function checkRmsnorm(backend: string, out: Tensor, rstd: Tensor, x: Tensor, w: Tensor, eps: number, kernel = 'rmsnormForward'): { rows: number; dim: number } {

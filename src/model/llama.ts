@@ -11,7 +11,7 @@
  * Parameters are reached through a UnitAccess (a replica hands out its buffers; FSDP gathers shards)
  * and gradients go to a GradSink (which accumulates, takes norms, all-reduces or reduce-scatters).
  */
-import type { AttentionDims, Backend, Tensor } from '../backend/backend.js';
+import type { AttentionDims, Backend, LowpDType, Tensor } from '../backend/backend.js';
 import { headDim, MODEL_LIMITS, type ModelConfig, modelSizeProblems } from './config.js';
 import { buildLayout, type ModelLayout, type UnitLayout } from './layout.js';
 import { ropeTables } from './rope.js';
@@ -77,23 +77,35 @@ export interface LlamaOptions {
   /** Activation dtype; float64 is for finite-difference tests on the ref backend. */
   dtype?: 'f32' | 'f64';
   /**
-   * GEMM input precision: 'f32' (default), or 'bf16' — the inputs of the block matrix products are
-   * rounded to bfloat16 (weights once per micro-step, activations and their gradients as they are
-   * made), with f32 accumulation and outputs; everything else stays f32 (see docs/precision.md).
+   * GEMM input precision: 'f32' (default), or 'bf16' / 'f16' — the inputs of the block matrix
+   * products are rounded to the 16-bit type (weights once per micro-step, activations and their
+   * gradients as they are made), with f32 accumulation and outputs; everything else stays f32 (see
+   * docs/precision.md). bf16 also rounds the LM head's GEMM inputs; f16 keeps the head in f32.
    */
   precision?: Precision;
 }
 
-export type Precision = 'f32' | 'bf16';
+export type Precision = 'f32' | LowpDType;
 
-/** Cached GEMM inputs that backward reads only through their bf16 copies (precision bf16). */
-export const BF16_ONLY_IN_BACKWARD = ['xn1', 'xn2', 'h'] as const;
+/** Cached GEMM inputs that backward reads only through their 16-bit copies (precision bf16 or f16). */
+export const LOWP_ONLY_IN_BACKWARD = ['xn1', 'xn2', 'h'] as const;
 
-/** The block weight matrices that get bf16 copies under precision bf16. */
+/** The block weight matrices that get 16-bit copies under precision bf16 or f16. */
 const LOWP_WEIGHTS = ['qkv', 'o', 'gate_up', 'down'] as const;
 type LowpWeight = (typeof LOWP_WEIGHTS)[number];
 
-/** One block's bf16 operands: its weight copies and the views of its saved GEMM inputs. */
+/**
+ * The factor (a power of two) f16 activation gradients are multiplied by as they are rounded, and
+ * divided by again through the GEMMs' alpha. The model's gradients are those of gradScale·Σloss
+ * (gradScale ~ 1/tokens per batch), so their elements are ~gradScale and would fall below f16's
+ * normal range (6.1e-5) at a few thousand tokens; scaled by ~1/gradScale they are those of the
+ * summed per-token losses, whose logit gradients lie in [−1, 1], well inside f16's range.
+ */
+export function f16GradientScale(gradScale: number): number {
+  return gradScale > 0 && Number.isFinite(gradScale) ? 2 ** Math.round(-Math.log2(gradScale)) : 1;
+}
+
+/** One block's 16-bit operands: its weight copies and the views of its saved GEMM inputs. */
 interface LowpBlock {
   w: Record<LowpWeight, Tensor>;
   c: LowpCache;
@@ -113,7 +125,7 @@ interface BlockCache {
   h: Tensor; // silu(gate)·up (N × F)
 }
 
-/** bf16 copies of the GEMM inputs a block's forward makes and its backward reads again (precision bf16). */
+/** 16-bit copies of the GEMM inputs a block's forward makes and its backward reads again. */
 interface LowpCache {
   xn1: Tensor;
   attn: Tensor;
@@ -121,7 +133,7 @@ interface LowpCache {
   h: Tensor;
 }
 
-/** bf16 scratch for the activation gradients that are GEMM inputs in backward (precision bf16). */
+/** 16-bit scratch for the activation gradients that are GEMM inputs in backward. */
 interface LowpGrads {
   dx: Tensor; // (N × d)
   dgu: Tensor; // (N × 2F)
@@ -130,7 +142,7 @@ interface LowpGrads {
 
 interface Workspace {
   tokens: number; // capacity in tokens (N = batch·seqLen)
-  /** Present with precision bf16: per cache (L, or 1 when recomputing), and the gradient scratch. */
+  /** Present with precision bf16 or f16: per cache (L, or 1 when recomputing), and the gradient scratch. */
   lowp: { caches: LowpCache[]; grads: LowpGrads } | null;
   allocations: Tensor[];
   residual: Tensor[]; // L + 1 block inputs (N × d each)
@@ -155,8 +167,8 @@ export class Llama {
   private ws: Workspace | null = null;
   readonly precision: Precision;
   /**
-   * precision bf16: per block unit, bf16 copies of its four weight matrices, refreshed when the unit
-   * is acquired for a forward pass (once per micro-step) and read again by its backward.
+   * precision bf16 or f16: per block unit, 16-bit copies of its four weight matrices, refreshed when
+   * the unit is acquired for a forward pass (once per micro-step) and read again by its backward.
    */
   private lowpWeights: Array<Record<LowpWeight, Tensor> | null> = [];
   /** precision bf16: the LM head's weight (the embedding table when tied) in bf16, refreshed per micro-step. */
@@ -176,10 +188,10 @@ export class Llama {
     const { cos, sin } = ropeTables(config.seq_len, this.hd, config.rope_theta);
     this.dtype = options.dtype ?? 'f32';
     this.precision = options.precision ?? 'f32';
-    if (this.precision === 'bf16') {
-      if (this.dtype !== 'f32') throw new Error(`precision bf16 needs f32 activations, got dtype ${this.dtype}`);
-      const s = backend.supportsBf16();
-      if (!s.supported) throw new UserError(`precision: bf16 is not available on backend '${backend.name}': ${s.detail}; use precision: f32`);
+    if (this.precision !== 'f32') {
+      if (this.dtype !== 'f32') throw new Error(`precision ${this.precision} needs f32 activations, got dtype ${this.dtype}`);
+      const s = backend.supportsLowPrecision(this.precision);
+      if (!s.supported) throw new UserError(`precision: ${this.precision} is not available on backend '${backend.name}': ${s.detail}`);
     }
     this.cos = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
     this.sin = backend.alloc([config.seq_len, this.hd / 2], this.dtype);
@@ -214,7 +226,7 @@ export class Llama {
     const n = batch * seqLen;
     await this.forwardBlocks(ws, tokens, batch, seqLen, params);
     await this.headLossStep(ws, targets, n, params, lossOut, lossIndex, grads, gradScale);
-    await this.backwardBlocks(ws, tokens, batch, seqLen, params, grads);
+    await this.backwardBlocks(ws, tokens, batch, seqLen, params, grads, this.precision === 'f16' ? f16GradientScale(gradScale) : 1);
   }
 
   /** Evaluation: adds Σ loss and the count of counted tokens to lossOut; no gradients. */
@@ -249,9 +261,10 @@ export class Llama {
       allocations.push(t);
       return t;
     };
-    // precision bf16: backward reads these GEMM inputs only as their bf16 copies, so the float32
-    // ones are scratch that every block shares.
-    const shared = new Map<keyof BlockCache, Tensor>(this.precision === 'bf16' ? BF16_ONLY_IN_BACKWARD.map((k) => [k, a(sizes.cache[k])]) : []);
+    // precision bf16 or f16: backward reads these GEMM inputs only as their 16-bit copies, so the
+    // float32 ones are scratch that every block shares.
+    const lowpDtype = this.precision === 'f32' ? null : this.precision;
+    const shared = new Map<keyof BlockCache, Tensor>(lowpDtype ? LOWP_ONLY_IN_BACKWARD.map((k) => [k, a(sizes.cache[k])]) : []);
     const cache = (): BlockCache => {
       const c = {} as Record<keyof BlockCache, Tensor>;
       for (const k of Object.keys(sizes.cache) as Array<keyof BlockCache>) c[k] = shared.get(k) ?? a(sizes.cache[k]);
@@ -261,9 +274,9 @@ export class Llama {
     const caches = Array.from({ length: this.recompute ? 1 : this.config.n_layers }, cache);
     const g = sizes.grads;
     let lowp: Workspace['lowp'] = null;
-    if (this.precision === 'bf16') {
+    if (lowpDtype) {
       const b = (size: number): Tensor => {
-        const t = this.backend.alloc([size], 'bf16');
+        const t = this.backend.alloc([size], lowpDtype);
         allocations.push(t);
         return t;
       };
@@ -276,18 +289,18 @@ export class Llama {
     return { tokens: capacity, allocations, residual, caches, lowp, dx: a(g.dx), dxn: a(g.dxn), dqkv: a(g.dqkv), dattn: a(g.dattn), dh: a(g.dh), dgu: a(g.dgu) };
   }
 
-  /** The bf16 copies of a block unit's weight matrices, made from its current (f32) values. */
+  /** The 16-bit copies of a block unit's weight matrices, made from its current (f32) values. */
   private refreshLowpWeights(u: number, w: Record<string, Tensor>): void {
     let copies = this.lowpWeights[u];
     if (!copies) {
       copies = {} as Record<LowpWeight, Tensor>;
-      for (const k of LOWP_WEIGHTS) copies[k] = this.backend.alloc(w[k]!.shape, 'bf16');
+      for (const k of LOWP_WEIGHTS) copies[k] = this.backend.alloc(w[k]!.shape, this.precision as LowpDType);
       this.lowpWeights[u] = copies;
     }
     for (const k of LOWP_WEIGHTS) this.backend.convert(copies[k], w[k]!);
   }
 
-  /** The bf16 operands of block l (views shaped like their f32 counterparts), or null under precision f32. */
+  /** The 16-bit operands of block l (views shaped like their f32 counterparts), or null under precision f32. */
   private lowpBlock(ws: Workspace, l: number, u: number, c: BlockCache): LowpBlock | null {
     if (!ws.lowp) return null;
     const lc = ws.lowp.caches[this.recompute ? 0 : l]!;
@@ -393,7 +406,9 @@ export class Llama {
       const dHeadW = tied ? this.unitWeights(this.layout.units[eu]!, await grads.grad(eu)).embed! : hg.lm_head!;
       g = { dx: this.mat(ws.dx, n, d), dNormW: hg.norm!, dHeadW, gradScale };
     }
-    if (ws.lowp) {
+    // Only bf16 rounds the head's GEMM inputs (headLoss's headWLowp); under f16 the head stays f32.
+    const lowpHead = this.precision === 'bf16';
+    if (lowpHead) {
       this.lowpHead ??= this.backend.alloc(headW.shape, 'bf16');
       this.backend.convert(this.lowpHead, headW);
     }
@@ -401,7 +416,7 @@ export class Llama {
       x,
       normW: head.norm!,
       headW,
-      ...(ws.lowp && { headWLowp: this.lowpHead! }),
+      ...(lowpHead && { headWLowp: this.lowpHead! }),
       targets,
       eps: this.config.norm_eps,
       lossOut,
@@ -414,7 +429,8 @@ export class Llama {
     if (grads) await grads.ready(hu);
   }
 
-  private async backwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink): Promise<void> {
+  /** `gradScale16`: the factor activation gradients are rounded with (precision f16; else 1). */
+  private async backwardBlocks(ws: Workspace, tokens: Tensor, batch: number, seqLen: number, params: UnitAccess, grads: GradSink, gradScale16: number): Promise<void> {
     const n = batch * seqLen;
     const d = this.config.d_model;
     const dx = this.mat(ws.dx, n, d);
@@ -426,7 +442,7 @@ export class Llama {
       const lp = this.lowpBlock(ws, l, u, c);
       const xIn = this.mat(ws.residual[l]!, n, d);
       if (this.recompute) this.blockForward(w, c, lp, xIn, null, batch, seqLen);
-      this.blockBackward(w, this.unitWeights(unit, await grads.grad(u)), c, lp, xIn, dx, ws, batch, seqLen);
+      this.blockBackward(w, this.unitWeights(unit, await grads.grad(u)), c, lp, xIn, dx, ws, batch, seqLen, gradScale16);
       await params.release(u);
       await grads.ready(u);
     }
@@ -437,8 +453,12 @@ export class Llama {
   }
 
   /** dx holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit (updated in place). */
-  /** With `lp` (precision bf16), GEMMs read bf16 copies: the forward's inputs, and each gradient rounded as it is used. */
-  private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, lp: LowpBlock | null, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number): void {
+  /**
+   * With `lp` (precision bf16 or f16), GEMMs read 16-bit copies: the forward's inputs, and each
+   * gradient rounded as it is used, multiplied by `s` (f16GradientScale) and divided again by the
+   * GEMMs' alpha = 1/s.
+   */
+  private blockBackward(w: Record<string, Tensor>, g: Record<string, Tensor>, c: BlockCache, lp: LowpBlock | null, xIn: Tensor, dx: Tensor, ws: Workspace, batch: number, seqLen: number, s: number): void {
     const backend = this.backend;
     const { d_model: d, n_heads: H, n_kv_heads: Hkv, ffn_dim: F } = this.config;
     const n = batch * seqLen;
@@ -448,34 +468,35 @@ export class Llama {
     const dattn = this.mat(ws.dattn, n, H * this.hd);
     const dqkv = this.mat(ws.dqkv, n, this.qkvWidth);
     const lowGrad = ws.lowp?.grads;
-    /** The operand a GEMM reads for gradient `t`: t itself, or its bf16 copy made now. */
+    /** The operand a GEMM reads for gradient `t`: t itself, or its 16-bit copy (times s) made now. */
     const grad = (t: Tensor, k: keyof LowpGrads): Tensor => {
       if (!lowGrad) return t;
       const low = backend.view(lowGrad[k], 0, t.shape);
-      backend.convert(low, t);
+      backend.convert(low, t, s);
       return low;
     };
+    const a = 1 / s;
     const weight = (k: LowpWeight): Tensor => (lp ? lp.w[k] : w[k]!);
     const saved = (k: keyof LowpCache): Tensor => (lp ? lp.c[k] : c[k]);
     // MLP: x' = h + down(swiglu(gate_up(norm₂(h))))
     let dxIn = grad(dx, 'dx');
-    backend.matmul(dh, dxIn, weight('down'), false, false);
-    backend.matmul(g.down!, dxIn, saved('h'), true, false, 1, 1);
+    backend.matmul(dh, dxIn, weight('down'), false, false, a);
+    backend.matmul(g.down!, dxIn, saved('h'), true, false, a, 1);
     backend.swigluBackward(dgu, dh, c.gu);
     const dguIn = grad(dgu, 'dgu');
-    backend.matmul(dxn, dguIn, weight('gate_up'), false, false);
-    backend.matmul(g.gate_up!, dguIn, saved('xn2'), true, false, 1, 1);
+    backend.matmul(dxn, dguIn, weight('gate_up'), false, false, a);
+    backend.matmul(g.gate_up!, dguIn, saved('xn2'), true, false, a, 1);
     backend.rmsnormBackward(dx, g.ffn_norm!, dxn, c.xMid, w.ffn_norm!, c.rstd2, true);
     // Attention: h = x + o(attn(rope(qkv(norm₁(x)))))
     dxIn = grad(dx, 'dx');
-    backend.matmul(dattn, dxIn, weight('o'), false, false);
-    backend.matmul(g.o!, dxIn, saved('attn'), true, false, 1, 1);
+    backend.matmul(dattn, dxIn, weight('o'), false, false, a);
+    backend.matmul(g.o!, dxIn, saved('attn'), true, false, a, 1);
     backend.attentionBackward(dqkv, dattn, c.qkv, c.attn, c.lse, this.dims(batch, seqLen));
     const [cos, sin] = this.ropeTables(seqLen);
     backend.rope(dqkv, cos, sin, seqLen, H + Hkv, this.hd, true);
     const dqkvIn = grad(dqkv, 'dqkv');
-    backend.matmul(dxn, dqkvIn, weight('qkv'), false, false);
-    backend.matmul(g.qkv!, dqkvIn, saved('xn1'), true, false, 1, 1);
+    backend.matmul(dxn, dqkvIn, weight('qkv'), false, false, a);
+    backend.matmul(g.qkv!, dqkvIn, saved('xn1'), true, false, a, 1);
     backend.rmsnormBackward(dx, g.attn_norm!, dxn, xIn, w.attn_norm!, c.rstd1, true);
   }
 }

@@ -3,7 +3,7 @@
  */
 import type { ModelConfig } from './config.js';
 import { buildLayout } from './layout.js';
-import { BF16_ONLY_IN_BACKWARD, workspaceSizes } from './llama.js';
+import { LOWP_ONLY_IN_BACKWARD, workspaceSizes, type Precision } from './llama.js';
 
 export interface MemoryOptions {
   /** Activation recomputation (only block inputs are kept). */
@@ -14,8 +14,8 @@ export interface MemoryOptions {
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
   /** Bytes per element of parameters, gradients and moments (float32). */
   bytesPerElement?: number;
-  /** GEMM input precision: bf16 adds bf16 copies of the block weight matrices and of the GEMM inputs. */
-  precision?: 'f32' | 'bf16';
+  /** GEMM input precision: bf16 / f16 add 16-bit copies of the block weight matrices and of the GEMM inputs. */
+  precision?: Precision;
 }
 
 export interface MemoryEstimate {
@@ -32,8 +32,8 @@ export interface MemoryEstimate {
   /** Chunk × vocab logits scratch of the fused head kernel (at its default 1024-token chunk). */
   headScratch: number;
   /**
-   * precision bf16: bf16 copies of every block's weight matrices and of the LM head's (whole, also
-   * under FSDP) and of the activations and gradients the GEMMs read; 0 for f32.
+   * precision bf16 or f16: 16-bit copies of every block's weight matrices and (bf16 only) of the LM
+   * head's (whole, also under FSDP) and of the activations and gradients the GEMMs read; 0 for f32.
    */
   lowPrecision: number;
   total: number;
@@ -53,8 +53,10 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
   const cache = Object.values(ws.cache).reduce((a, b) => a + b, 0);
   const grads = Object.values(ws.grads).reduce((a, b) => a + b, 0);
   const caches = opts.recompute ? 1 : config.n_layers;
-  // precision bf16: the float32 GEMM inputs backward reads only as bf16 are one scratch shared by all blocks.
-  const sharedF32 = opts.precision === 'bf16' ? BF16_ONLY_IN_BACKWARD.reduce((s, k) => s + ws.cache[k], 0) : 0;
+  // precision bf16 or f16: the float32 GEMM inputs backward reads only as 16-bit copies are one
+  // scratch shared by all blocks.
+  const lowp = opts.precision === 'bf16' || opts.precision === 'f16';
+  const sharedF32 = lowp ? LOWP_ONLY_IN_BACKWARD.reduce((s, k) => s + ws.cache[k], 0) : 0;
   const activations = ((config.n_layers + 1) * ws.residual + caches * (cache - sharedF32) + sharedF32 + grads) * bytes;
   const embed = padded[0]!;
   const head = padded[padded.length - 1]!;
@@ -75,14 +77,15 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
   }
   const headScratch = Math.min(tokens, 1024) * config.vocab * bytes * 2;
   let lowPrecision = 0;
-  if (opts.precision === 'bf16') {
+  if (lowp) {
     const c = ws.cache;
     const g = ws.grads;
     const matrices = layout.units.slice(1, -1).reduce((a, u) => a + ['qkv', 'o', 'gate_up', 'down'].reduce((s, k) => s + (u.fused[k]?.size ?? 0), 0), 0);
-    // The block matrices, the LM head's weight, the saved GEMM inputs, the gradient operands, and the
-    // head kernel's rounded x̂ and logit gradients of one chunk.
+    // The block matrices, the saved GEMM inputs, the gradient operands, and under bf16 the LM head's
+    // weight and the head kernel's rounded x̂ and logit gradients of one chunk (f16 keeps the head f32).
     const chunk = Math.min(tokens, 1024);
-    lowPrecision = 2 * (matrices + config.vocab * config.d_model + caches * (c.xn1 + c.attn + c.xn2 + c.h) + g.dx + g.dgu + g.dqkv + chunk * (config.d_model + config.vocab));
+    const head = opts.precision === 'bf16' ? config.vocab * config.d_model + chunk * (config.d_model + config.vocab) : 0;
+    lowPrecision = 2 * (matrices + caches * (c.xn1 + c.attn + c.xn2 + c.h) + g.dx + g.dgu + g.dqkv + head);
   }
   const params = owned * bytes;
   const gradsBytes = owned * bytes;

@@ -11,7 +11,7 @@
  */
 import type { CollectiveName, CollectiveStats, ReduceOp } from '../addon/addon.js';
 import type { Backend, Tensor, TensorCollectives } from '../backend/backend.js';
-import type { Communicator, RegistryRegion } from './native-communicator.js';
+import { registryDtype, type Communicator, type RegistryRegion } from './native-communicator.js';
 import { StagedCollectives } from './staged-collectives.js';
 
 export type { CollectiveName, CollectiveStats, ReduceOp } from '../addon/addon.js';
@@ -79,7 +79,7 @@ class RegistryCollectives implements TensorCollectives {
 
   private region(what: string, name: string, t: Tensor): RegistryRegion {
     if (t.backend !== this.backendName) throw new Error(`${what}: ${name} is a '${t.backend}' tensor; this process group is bound to the '${this.backendName}' backend`);
-    return t;
+    return { buffer: t.buffer, offset: t.offset, size: t.size, dtype: registryDtype(what, t.dtype) };
   }
 
   allReduce(t: Tensor, op: ReduceOp): Promise<void> {

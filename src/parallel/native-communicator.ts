@@ -15,7 +15,16 @@ export interface RegistryRegion {
   readonly buffer: number;
   readonly offset: number;
   readonly size: number;
-  readonly dtype: keyof typeof DTYPE_CODE;
+  readonly dtype: RegistryDType;
+}
+
+/** The dtypes registry regions (and so collectives) move: every dtype but f16, which stays on its GPU. */
+export type RegistryDType = keyof typeof DTYPE_CODE;
+
+/** t's dtype as a registry dtype; f16 tensors (GEMM operands under precision f16) never cross ranks. */
+export function registryDtype(what: string, dtype: string): RegistryDType {
+  if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new Error(`${what}: collectives move f32, f64, i32 or bf16 tensors, not ${dtype}`);
+  return dtype as RegistryDType;
 }
 
 type Quad = [number, number, number, number];

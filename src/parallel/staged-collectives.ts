@@ -7,7 +7,7 @@
  */
 import { DTYPE_CODE, loadNativeAddon, type NativeContext, type ReduceOp } from '../addon/addon.js';
 import type { Backend, DType, Tensor, TensorCollectives } from '../backend/backend.js';
-import type { Communicator, RegistryRegion } from './native-communicator.js';
+import { registryDtype, type Communicator, type RegistryRegion } from './native-communicator.js';
 
 export class StagedCollectives implements TensorCollectives {
   /** A one-thread addon context that owns the staging buffers (no kernels run on it). */
@@ -28,7 +28,8 @@ export class StagedCollectives implements TensorCollectives {
 
   private take(size: number, dtype: DType): RegistryRegion {
     const free = this.pool.get(`${dtype}:${size}`)?.pop();
-    return free ?? { buffer: this.memory.alloc(size, DTYPE_CODE[dtype]), offset: 0, size, dtype };
+    const d = registryDtype('staged collective', dtype);
+    return free ?? { buffer: this.memory.alloc(size, DTYPE_CODE[d]), offset: 0, size, dtype: d };
   }
 
   private give(r: RegistryRegion): void {

@@ -65,10 +65,11 @@ export const trainConfigSchema = z
     /** Activation recomputation in backward (less memory, ~30% more compute). */
     recompute: z.boolean().default(false),
     /**
-     * GEMM input precision: `f32`, or `bf16` mixed precision (bf16 GEMM inputs, f32 accumulation,
-     * f32 master weights, gradients, optimizer state and statistics; docs/precision.md).
+     * GEMM input precision: `f32`, or mixed precision with 16-bit GEMM inputs, f32 accumulation, f32
+     * master weights, gradients, optimizer state and statistics: `bf16` (cpu) or `f16` (webgpu on a
+     * device with shader-f16); docs/precision.md.
      */
-    precision: z.enum(['f32', 'bf16']).default('f32'),
+    precision: z.enum(['f32', 'bf16', 'f16']).default('f32'),
     data: dataSchema.prefault({}),
     batch: batchConfigSchema,
     lr: lrConfigSchema.prefault({}),

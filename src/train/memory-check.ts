@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import { buildLayout } from '../model/layout.js';
-import { workspaceSizes } from '../model/llama.js';
+import { workspaceSizes, type Precision } from '../model/llama.js';
 import { estimateMemory, formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { UserError } from '../util/errors.js';
 
@@ -36,7 +36,7 @@ export interface MemoryCheckOptions {
   /** FSDP shard count (1 for DDP/local). */
   shards: number;
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
-  precision?: 'f32' | 'bf16';
+  precision?: Precision;
 }
 
 export function processEstimate(config: ModelConfig, microBatch: number, o: MemoryCheckOptions): MemoryEstimate & { perRank: number } {

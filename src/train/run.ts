@@ -368,7 +368,8 @@ function logStart(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine, log: 
   const backend = engine.backend;
   const paramM = (engine.model.layout.paramCount / 1e6).toFixed(2);
   log(`model ${run.init ? cfg.init_from : cfg.model.preset} (${paramM}M parameters, d ${mc.d_model}, ${mc.n_layers} layers, seq ${mc.seq_len}) on ${backend.name} × ${backend.getThreads()} thread(s), ${ranks} rank(s); estimated memory ${formatBytes(run.memory.total)}`);
-  log(`kernels: ${backend.describeKernels()}; precision ${cfg.precision}${cfg.precision === 'bf16' ? ' (bf16 GEMM inputs, f32 accumulation, f32 master weights, gradients and optimizer state)' : ''}`);
+  const lowp = cfg.precision === 'bf16' ? ' (bf16 GEMM inputs, f32 accumulation, f32 master weights, gradients and optimizer state)' : cfg.precision === 'f16' ? ' (f16 GEMM inputs in the blocks, gradients scaled into f16 range, f32 accumulation, head, master weights, gradients and optimizer state)' : '';
+  log(`kernels: ${backend.describeKernels()}; precision ${cfg.precision}${lowp}`);
   if (cfg.parallel.strategy === 'fsdp') log(`FSDP over ${ranks} rank(s): each holds 1/${ranks} of the parameters, gradients and optimizer state${cfg.parallel.unsharded_accumulation ? `, plus a full local gradient for unsharded accumulation (${formatBytes(4 * engine.model.layout.units.reduce((a, u) => a + ranks * Math.ceil(u.size / ranks), 0))} per rank)` : ''}`);
   log(`schedule ${run.schedule.name}; budget ${budgetSamples} samples (${((budgetSamples * mc.seq_len) / 1e6).toFixed(2)}M tokens); run directory ${run.runDir}`);
   if (run.resume) log(`resuming from ${run.resume.from.dir} (step ${run.resume.loop.step}, ${run.resume.loop.samples} samples)`);

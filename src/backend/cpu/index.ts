@@ -13,7 +13,7 @@
  * large GEMM is split into one block per thread), so GEMM threads and kernel threads never compete.
  * With several instances in worker_threads (data-parallel ranks), each runs with one thread.
  */
-import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
+import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import { DTYPE_CODE, loadNativeAddon, type GemmConfig, type NativeContext } from '../../addon/addon.js';
 import { fromBf16Bits, toBf16Bits } from '../bf16.js';
@@ -32,7 +32,8 @@ export const DEFAULT_HEAD_CHUNK_TOKENS = 512;
 type Quad = [number, number, number, number];
 
 function q(t: Tensor): Quad {
-  return [t.buffer, t.offset, t.size, DTYPE_CODE[t.dtype]];
+  // (f16 tensors never exist here: alloc refuses them, and checkTensor refuses other backends' tensors.)
+  return [t.buffer, t.offset, t.size, DTYPE_CODE[t.dtype as keyof typeof DTYPE_CODE]];
 }
 
 function f32(kernel: string, tensors: Record<string, Tensor>): void {
@@ -95,6 +96,7 @@ export class CpuBackend implements Backend {
   // ---- memory -------------------------------------------------------------------------------
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     C.checkShape(shape);
+    if (dtype === 'f16') throw new C.BackendArgumentError('alloc', this.supportsLowPrecision('f16').detail);
     if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new C.BackendArgumentError('alloc', `unknown dtype '${dtype}'`);
     const size = shapeSize(shape);
     const id = this.ctx.alloc(size, DTYPE_CODE[dtype]);
@@ -246,13 +248,27 @@ export class CpuBackend implements Backend {
     this.ctx.rmsnormBackward(...q(dx), ...q(dw), ...q(dOut), ...q(x), ...q(w), ...q(rstd), rows, dim, accumulate === true);
   }
 
-  convert(dst: Tensor, src: Tensor): void {
-    C.checkConvert(this.name, dst, src);
+  convert(dst: Tensor, src: Tensor, scale = 1): void {
+    C.checkConvert(this.name, dst, src, scale);
     this.requireBf16('convert');
-    this.ctx.convert(...q(dst), ...q(src));
+    if (scale === 1) {
+      this.ctx.convert(...q(dst), ...q(src));
+    } else if (dst.dtype === 'f32') {
+      this.ctx.convert(...q(dst), ...q(src));
+      this.ctx.scale(...q(dst), scale);
+    } else {
+      // Scaled in float32 first, then rounded: what ref does (the native conversion has no scale).
+      const tmp = this.alloc(src.shape);
+      this.copy(tmp, src);
+      this.scale(tmp, scale);
+      this.ctx.convert(...q(dst), ...q(tmp));
+      this.free(tmp);
+    }
   }
 
-  supportsBf16(): { supported: boolean; detail: string } {
+  supportsLowPrecision(dtype: LowpDType): { supported: boolean; detail: string } {
+    // f16 GEMMs would need AVX512_FP16 (Sapphire Rapids) and oneDNN 3; bf16 is the cpu's 16-bit type.
+    if (dtype === 'f16') return { supported: false, detail: 'f16 is not available on the cpu backend (its 16-bit GEMM type is bf16: use precision: bf16)' };
     const g = gemmConfig();
     return g.bf16
       ? { supported: true, detail: `${g.library}, ${g.isa}, bf16 matmul ${g.bf16Impl}` }
@@ -265,7 +281,7 @@ export class CpuBackend implements Backend {
   }
 
   private requireBf16(kernel: string): void {
-    const s = this.supportsBf16();
+    const s = this.supportsLowPrecision('bf16');
     if (!s.supported) throw new C.BackendArgumentError(kernel, `bf16 is not available on the cpu backend here: ${s.detail}`);
   }
 

@@ -1,13 +1,15 @@
 /**
  * `ref`: the reference backend in plain TypeScript. Slow, single-threaded and obviously correct; the
  * oracle every other backend is tested against. Supports float32 and float64 tensors (float64 is used
- * by the finite-difference tests), and bf16 tensors held as float32 values that are always rounded to
- * bf16 (every write rounds), so a bf16 matmul is the f32 matmul of the rounded inputs.
+ * by the finite-difference tests), and bf16 and f16 tensors held as float32 values that are always
+ * rounded to their dtype (every write rounds), so a 16-bit matmul is the f32 matmul of the rounded
+ * inputs.
  */
-import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import * as M from './math.js';
 import { roundToBf16 } from '../bf16.js';
+import { roundToF16 } from '../f16.js';
 
 interface Allocation {
   data: HostArray;
@@ -26,7 +28,7 @@ export class RefBackend implements Backend {
     C.checkShape(shape);
     if (!(dtype in DTYPE_BYTES)) throw new C.BackendArgumentError('alloc', `unknown dtype '${dtype}'`);
     const size = shapeSize(shape);
-    const data = dtype === 'f32' || dtype === 'bf16' ? new Float32Array(size) : dtype === 'f64' ? new Float64Array(size) : new Int32Array(size);
+    const data = dtype === 'f32' || dtype === 'bf16' || dtype === 'f16' ? new Float32Array(size) : dtype === 'f64' ? new Float64Array(size) : new Int32Array(size);
     const id = this.nextId++;
     const bytes = size * DTYPE_BYTES[dtype];
     this.allocations.set(id, { data, bytes });
@@ -62,8 +64,8 @@ export class RefBackend implements Backend {
   upload(t: Tensor, data: ArrayLike<number>): void {
     const a = this.arr(t, 'upload');
     if (data.length !== t.size) throw new C.BackendArgumentError('upload', `data has ${data.length} elements, tensor ${C.describe(t)} has ${t.size}`);
-    if (t.dtype === 'bf16') for (let i = 0; i < t.size; i++) a[i] = roundToBf16(data[i]!);
-    else for (let i = 0; i < t.size; i++) a[i] = data[i]!;
+    const round = lowpRounding(t.dtype);
+    for (let i = 0; i < t.size; i++) a[i] = round(data[i]!);
   }
 
   download(t: Tensor): HostArray {
@@ -78,23 +80,24 @@ export class RefBackend implements Backend {
 
   fill(t: Tensor, value: number): void {
     C.checkFinite('fill', 'value', value);
-    this.arr(t, 'fill').fill(t.dtype === 'bf16' ? roundToBf16(value) : value);
+    this.arr(t, 'fill').fill(lowpRounding(t.dtype)(value));
   }
 
-  convert(dst: Tensor, src: Tensor): void {
-    C.checkConvert(this.name, dst, src);
+  convert(dst: Tensor, src: Tensor, scale = 1): void {
+    C.checkConvert(this.name, dst, src, scale);
     const d = this.arr(dst, 'convert');
     const s = this.arr(src, 'convert');
-    if (dst.dtype === 'bf16') for (let i = 0; i < d.length; i++) d[i] = roundToBf16(s[i]!);
-    else d.set(s);
+    // Into f32 the value is exact and the scale (a power of two) is applied in float32, as on the GPU.
+    const round = dst.dtype === 'f32' ? Math.fround : lowpRounding(dst.dtype);
+    for (let i = 0; i < d.length; i++) d[i] = round(s[i]! * scale);
   }
 
   describeKernels(): string {
     return 'plain TypeScript (the reference: slow, single-threaded)';
   }
 
-  supportsBf16(): { supported: boolean; detail: string } {
-    return { supported: true, detail: 'ref: bf16 values held in float32 arrays' };
+  supportsLowPrecision(dtype: LowpDType): { supported: boolean; detail: string } {
+    return { supported: true, detail: `ref: ${dtype} values held in float32 arrays` };
   }
 
   synchronize(): void {}
@@ -288,4 +291,9 @@ export class RefBackend implements Backend {
     const K = 'adamw';
     M.adamw(this.floats(param, K, 'param'), this.floats(grad, K, 'grad'), this.floats(m, K, 'm'), this.floats(v, K, 'v'), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
   }
+}
+
+/** How a value is stored into a tensor of `dtype`: rounded for the 16-bit dtypes, as is otherwise. */
+function lowpRounding(dtype: DType): (x: number) => number {
+  return dtype === 'bf16' ? roundToBf16 : dtype === 'f16' ? roundToF16 : (x) => x;
 }

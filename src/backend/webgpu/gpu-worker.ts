@@ -98,15 +98,15 @@ class Gpu {
     return p;
   }
 
-  /** The storage binding of a region (from a 256-byte boundary) and its first element's word offset. */
-  private binding(r: Region): { resource: GPUBufferBinding; word: number } {
+  /** The storage binding of a region (from a 256-byte boundary) and its first element's offset in `unit`s. */
+  private binding(r: Region, unit: number): { resource: GPUBufferBinding; word: number } {
     const [id, offset, bytes] = r;
     const start = Math.floor(offset / STORAGE_ALIGN) * STORAGE_ALIGN;
     const size = Math.max(4, Math.ceil((offset + bytes - start) / 4) * 4);
     if (size > this.description.maxStorageBufferBindingSize) {
       throw new Error(`a tensor view of ${bytes} bytes exceeds this device's maxStorageBufferBindingSize of ${this.description.maxStorageBufferBindingSize} bytes (split the tensor or use a device with larger bindings)`);
     }
-    return { resource: { buffer: this.buffer(id), offset: start, size }, word: (offset - start) / 4 };
+    return { resource: { buffer: this.buffer(id), offset: start, size }, word: (offset - start) / unit };
   }
 
   upload(dst: Region, data: ArrayBuffer): void {
@@ -158,8 +158,12 @@ class Gpu {
     if (this.ringNext + 2 > RING_SLOTS) this.flush();
     const offsets = new Uint32Array(16);
     const resources = bindings.map((b, i) => {
-      if (!b.write && written.has(b.region[0])) return this.separateCopy(b.region);
-      const { resource, word } = this.binding(b.region);
+      if (!b.write && written.has(b.region[0])) {
+        const { resource, word } = this.separateCopy(b.region, b.unit);
+        offsets[i] = word;
+        return resource;
+      }
+      const { resource, word } = this.binding(b.region, b.unit);
       offsets[i] = word;
       return resource;
     });
@@ -185,13 +189,17 @@ class Gpu {
     this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
   }
 
-  /** A region of the same buffer as a written binding of one dispatch, copied out. */
-  private separateCopy(r: Region): GPUBufferBinding {
-    const size = Math.max(4, Math.ceil(r[2] / 4) * 4);
+  /**
+   * A region of the same buffer as a written binding of one dispatch, copied out (from the 4-byte
+   * word it starts in: buffer copies are word-aligned, an f16 view need not be).
+   */
+  private separateCopy(r: Region, unit: number): { resource: GPUBufferBinding; word: number } {
+    const start = Math.floor(r[1] / 4) * 4;
+    const size = Math.max(4, Math.ceil((r[1] + r[2] - start) / 4) * 4);
     const tmp = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     this.temps.push(tmp);
-    if (r[2] > 0) this.copyEncoder().copyBufferToBuffer(this.buffer(r[0]), r[1], tmp, 0, Math.ceil(r[2] / 4) * 4);
-    return { buffer: tmp, offset: 0, size };
+    if (r[2] > 0) this.copyEncoder().copyBufferToBuffer(this.buffer(r[0]), start, tmp, 0, size);
+    return { resource: { buffer: tmp, offset: 0, size }, word: (r[1] - start) / unit };
   }
 }
 
@@ -204,7 +212,9 @@ async function openDevice(request: DeviceRequest): Promise<Gpu> {
     );
   }
   const limits = adapter.limits;
+  // shader-f16 where the adapter has it: the f16 tensors of precision f16 (WGSL `enable f16`).
   const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has('shader-f16') ? ['shader-f16'] : [],
     requiredLimits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize },
   });
   const info = adapter.info;

@@ -1,7 +1,7 @@
 /**
  * `webgpu`: the GPU backend, on WebGPU through Dawn's Node bindings (the npm package `webgpu`).
- * Every kernel of the Backend interface runs on the GPU (kernels/*.ts); bf16 is not available
- * (supportsBf16 says why).
+ * Every kernel of the Backend interface runs on the GPU (kernels/*.ts). Its 16-bit type is f16 (on
+ * devices with shader-f16), not bf16, which WGSL lacks.
  *
  * The device lives in a worker thread of its own (protocol.ts explains why): this class validates
  * every call with the shared checks, posts it, and blocks only where the interface returns data.
@@ -10,7 +10,7 @@
  */
 import { tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import * as A from './kernels/attention.js';
 import * as K from './kernels/basic.js';
@@ -81,7 +81,7 @@ export class WebGpuBackend implements Backend {
   private dispatch(k: KernelSource, params: ArrayBuffer, bindings: GpuBinding[], groups: [number, number?, number?]): void {
     const first = !this.compiled.has(k.name);
     this.compiled.add(k.name);
-    this.post({ op: 'dispatch', name: k.name, ...(first && { code: k.code }), params, bindings: bindings.map((b) => ({ region: this.region(b.t), write: b.write === true })), groups: [groups[0], groups[1] ?? 1, groups[2] ?? 1] });
+    this.post({ op: 'dispatch', name: k.name, ...(first && { code: k.code }), params, bindings: bindings.map((b) => ({ region: this.region(b.t), write: b.write === true, unit: b.t.dtype === 'f16' ? 2 : 4 })), groups: [groups[0], groups[1] ?? 1, groups[2] ?? 1] });
   }
 
   /** The dispatch context kernel modules use (kernels/common.ts); tests call kernel modules through it. */
@@ -155,7 +155,10 @@ export class WebGpuBackend implements Backend {
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     C.checkShape(shape);
     if (!(dtype in DTYPE_BYTES)) throw new C.BackendArgumentError('alloc', `unknown dtype '${dtype}'`);
-    if (dtype === 'bf16') throw new C.BackendArgumentError('alloc', 'bf16 tensors are not supported on the webgpu backend (its low-precision path is f16, not yet implemented)');
+    if (dtype === 'bf16' || dtype === 'f16') {
+      const s = this.supportsLowPrecision(dtype);
+      if (!s.supported) throw new C.BackendArgumentError('alloc', s.detail);
+    }
     const elems = shapeSize(shape);
     const bytes = elems * DTYPE_BYTES[dtype];
     const id = this.nextId++;
@@ -197,6 +200,12 @@ export class WebGpuBackend implements Backend {
   upload(t: Tensor, data: ArrayLike<number>): void {
     C.checkTensor('upload', 't', t, this.name);
     if (data.length !== t.size) throw new C.BackendArgumentError('upload', `data has ${data.length} elements, tensor ${C.describe(t)} has ${t.size}`);
+    if (t.dtype === 'f16') {
+      // Through float32 and the conversion kernel (rounding as convert does): buffer writes move
+      // whole 4-byte words, and an f16 view may start or end inside one.
+      this.throughFloat32(t, (wide) => this.upload(wide, data), 'in');
+      return;
+    }
     let bytes: ArrayBuffer;
     if (t.dtype === 'f64') {
       // (hi, lo) with hi = fround(x) and lo = fround(x − hi): hi + lo carries ~48 bits of x.
@@ -220,6 +229,11 @@ export class WebGpuBackend implements Backend {
 
   download(t: Tensor): HostArray {
     C.checkTensor('download', 't', t, this.name);
+    if (t.dtype === 'f16') {
+      let out: HostArray = new Float32Array(0);
+      this.throughFloat32(t, (wide) => (out = this.download(wide)), 'out');
+      return out;
+    }
     const r = this.region(t);
     const out = new SharedArrayBuffer(Math.max(4, r[2]));
     this.request((seq) => ({ op: 'download', seq, src: r, out }), 'download');
@@ -233,10 +247,26 @@ export class WebGpuBackend implements Backend {
     return t.dtype === 'i32' ? new Int32Array(out, 0, t.size).slice() : new Float32Array(out, 0, t.size).slice();
   }
 
+  /** Moves an f16 tensor's values in or out of the host through a float32 temporary. */
+  private throughFloat32(t: Tensor, host: (wide: Tensor) => void, direction: 'in' | 'out'): void {
+    const wide = this.alloc(t.shape);
+    try {
+      if (direction === 'out') K.convert(this.ctx, wide, t, 1);
+      host(wide);
+      if (direction === 'in') K.convert(this.ctx, t, wide, 1);
+    } finally {
+      this.free(wide);
+    }
+  }
+
   copy(dst: Tensor, src: Tensor): void {
     C.checkTensor('copy', 'dst', dst, this.name);
     C.checkTensor('copy', 'src', src, this.name, dst.dtype);
     C.checkSameSize('copy', ['dst', 'src'], [dst, src]);
+    if (dst.dtype === 'f16') {
+      K.copyHalf(this.ctx, dst, src);
+      return;
+    }
     this.post({ op: 'copy', dst: this.region(dst), src: this.region(src) });
     if (dst.dtype === 'i32') this.ints.get(dst.buffer)!.set(this.hostInts(src), dst.offset);
   }
@@ -312,19 +342,25 @@ export class WebGpuBackend implements Backend {
 
   matmul(c: Tensor, a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1, beta = 0): void {
     const { m, n, k } = C.checkMatmul(this.name, c, a, b, transA, transB, alpha, beta);
-    this.f32('matmul', { c, a });
+    this.f32('matmul', { c });
+    if (a.dtype === 'bf16') throw new C.BackendArgumentError('matmul', this.supportsLowPrecision('bf16').detail);
     K.matmul(this.ctx, c, a, b, m, n, k, transA === true, transB === true, alpha, beta);
   }
 
   // ---- precision ----------------------------------------------------------------------------
 
-  convert(dst: Tensor, src: Tensor): void {
-    C.checkConvert(this.name, dst, src);
-    throw new C.BackendArgumentError('convert', this.supportsBf16().detail);
+  convert(dst: Tensor, src: Tensor, scale = 1): void {
+    const dtype = C.checkConvert(this.name, dst, src, scale);
+    const s = this.supportsLowPrecision(dtype);
+    if (!s.supported) throw new C.BackendArgumentError('convert', s.detail);
+    K.convert(this.ctx, dst, src, scale);
   }
 
-  supportsBf16(): { supported: boolean; detail: string } {
-    return { supported: false, detail: 'bf16 is not available on the webgpu backend (WGSL has f16, not bf16; an f16 path is planned)' };
+  supportsLowPrecision(dtype: LowpDType): { supported: boolean; detail: string } {
+    if (dtype === 'bf16') return { supported: false, detail: 'bf16 is not available on the webgpu backend (WGSL has f16, not bf16): use precision: f16' };
+    return this.device.features.includes('shader-f16')
+      ? { supported: true, detail: `f16 GEMM inputs with float32 accumulation on ${this.device.adapter}` }
+      : { supported: false, detail: `this GPU (${this.device.adapter}) lacks WebGPU's shader-f16 feature: use precision: f32` };
   }
 
   maxTensorBytes(): number {
@@ -417,7 +453,7 @@ export class WebGpuBackend implements Backend {
     const K = 'headLoss';
     const { rows, dim, vocab } = C.checkHeadLoss(this.name, args);
     this.f32(K, { x: args.x });
-    if (args.headWLowp) throw new C.BackendArgumentError(K, this.supportsBf16().detail);
+    if (args.headWLowp) throw new C.BackendArgumentError(K, this.supportsLowPrecision('bf16').detail);
     C.checkTokenRange(K, this.hostInts(args.targets), vocab, true);
     // The chunk's logits (chunk × vocab float32) must fit one storage binding.
     const fit = Math.max(1, Math.floor(this.device.maxStorageBufferBindingSize / (4 * Math.max(1, vocab))));

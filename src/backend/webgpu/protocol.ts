@@ -37,6 +37,8 @@ export type Region = [id: number, offset: number, bytes: number];
 export interface Binding {
   region: Region;
   write: boolean;
+  /** Bytes per unit of the offset the kernel gets: 2 for f16 tensors, else 4 (float32 words). */
+  unit: 2 | 4;
 }
 
 export type Command =
@@ -48,7 +50,7 @@ export type Command =
   | { op: 'copy'; dst: Region; src: Region }
   /**
    * One compute dispatch of kernel `name` (its WGSL `code` comes with the first dispatch of that
-   * name). Binding 0 of the shader holds the element offset of each tensor inside its binding
+   * name). Binding 0 of the shader holds the offset (in `unit`s) of each tensor inside its binding
    * (`array<vec4u, 4>`: tensor i at [i / 4][i % 4]), binding 1 the kernel's `params` (uniform), and
    * the tensors follow at bindings 2, 3, … in order.
    */

@@ -1,6 +1,6 @@
 /**
- * Flat kernels (fill, scale, axpy, add), float64-accurate reductions (Σx², Σx·y, accumulate with
- * norm) and the GEMM of the webgpu backend.
+ * Flat kernels (fill, scale, axpy, add, the f16 conversions), float64-accurate reductions (Σx²,
+ * Σx·y, accumulate with norm) and the GEMM of the webgpu backend (float32, or f16 inputs).
  *
  * Reductions: WGSL has no f64, so each workgroup takes a compensated (Kahan) float32 sum of its
  * grid-strided elements, a pairwise two-sum tree combines a workgroup's partials, and one more
@@ -24,9 +24,54 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
 }`,
 );
 
-/** Fills t with value: one 32-bit word per element, or the (hi, lo) pair of a float64 element. */
+/**
+ * WGSL: float32 → f16 rounded to nearest even, ±∞ beyond 65520 in magnitude, NaN kept (src/backend/
+ * f16.ts is the same on the host). WGSL's own f16(x) may round either way and leaves overflow
+ * undefined, so the bits are made here.
+ */
+const TO_HALF = /* wgsl */ `
+fn toHalf(x: f32) -> f16 {
+  let bits = bitcast<u32>(x);
+  let sign = (bits >> 16u) & 0x8000u;
+  let a = bits & 0x7fffffffu;
+  var h: u32;
+  if (a > 0x7f800000u) {
+    h = sign | 0x7e00u;
+  } else if (a >= 0x477ff000u) {
+    h = sign | 0x7c00u;
+  } else if (a >= 0x38800000u) {
+    let m = a - 0x38000000u;
+    h = sign | ((m + 0x0fffu + ((m >> 13u) & 1u)) >> 13u);
+  } else {
+    // Subnormal: k·2⁻²⁴, k = |x|·2²⁴ (exact) rounded half to even by round().
+    h = sign | u32(round(abs(x) * 16777216.0));
+  }
+  return bitcast<vec2<f16>>(h).x;
+}
+`;
+
+const FILL_HALF = kernel(
+  'fillHalf',
+  /* wgsl */ `
+struct P { n: u32, v: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> x: array<f16>;
+${TO_HALF}
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let v = toHalf(p.v);
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { x[o(0u) + i] = v; }
+}`,
+  { f16: true },
+);
+
+/** Fills t with value: one 32-bit word per element, the (hi, lo) pair of a float64 element, or an f16. */
 export function fill(ctx: GpuContext, t: Tensor, value: number): void {
   if (t.size === 0) return;
+  if (t.dtype === 'f16') {
+    ctx.dispatch(FILL_HALF, params(['u', t.size], ['f', value]), [{ t, write: true }], flatGroups(ctx, t.size));
+    return;
+  }
   const words = new Uint32Array(2);
   if (t.dtype === 'f64') {
     const f = new Float32Array(words.buffer);
@@ -78,6 +123,62 @@ export function add(ctx: GpuContext, out: Tensor, a: Tensor, b: Tensor): void {
   else if (same(out, a)) ctx.dispatch(ADD_INPLACE, p, [{ t: out, write: true }, { t: b }], flatGroups(ctx, n));
   else if (same(out, b)) ctx.dispatch(ADD_INPLACE, p, [{ t: out, write: true }, { t: a }], flatGroups(ctx, n));
   else ctx.dispatch(ADD, p, [{ t: out, write: true }, { t: a }, { t: b }], flatGroups(ctx, n));
+}
+
+const TO_F16 = kernel(
+  'convertToF16',
+  /* wgsl */ `
+struct P { n: u32, scale: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> dst: array<f16>;
+@group(0) @binding(3) var<storage, read> src: array<f32>;
+${TO_HALF}
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = toHalf(src[o(1u) + i] * p.scale); }
+}`,
+  { f16: true },
+);
+
+const FROM_F16 = kernel(
+  'convertFromF16',
+  /* wgsl */ `
+struct P { n: u32, scale: f32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read> src: array<f16>;
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = f32(src[o(1u) + i]) * p.scale; }
+}`,
+  { f16: true },
+);
+
+const COPY_HALF = kernel(
+  'copyHalf',
+  /* wgsl */ `
+struct P { n: u32 };
+@group(0) @binding(1) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> dst: array<f16>;
+@group(0) @binding(3) var<storage, read> src: array<f16>;
+@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = src[o(1u) + i]; }
+}`,
+  { f16: true },
+);
+
+/** dst = scale · src between f32 and f16 (rounded to nearest even into f16; exact into f32). */
+export function convert(ctx: GpuContext, dst: Tensor, src: Tensor, scale: number): void {
+  if (dst.size > 0) ctx.dispatch(dst.dtype === 'f16' ? TO_F16 : FROM_F16, params(['u', dst.size], ['f', scale]), [{ t: dst, write: true }, { t: src }], flatGroups(ctx, dst.size));
+}
+
+/**
+ * Copies f16 elements. (Buffer copies move whole 4-byte words; an f16 view may start or end inside
+ * one, where a word copy would overwrite its neighbour.)
+ */
+export function copyHalf(ctx: GpuContext, dst: Tensor, src: Tensor): void {
+  if (dst.size > 0) ctx.dispatch(COPY_HALF, params(['u', dst.size]), [{ t: dst, write: true }, { t: src }], flatGroups(ctx, dst.size));
 }
 
 /** Workgroups of the first reduction pass (at most this many partials). */
@@ -169,17 +270,18 @@ const MM_KT = 16;
  * tiles of 16. One pipeline per transposition (no branch on it in the loads); operand tiles are kept
  * as vec4 rows so an invocation reads its four rows or columns in one load.
  */
-function matmulKernel(transA: boolean, transB: boolean) {
-  const aAt = transA ? 'a[o(1u) + kk * p.m + i]' : 'a[o(1u) + i * p.k + kk]';
-  const bAt = transB ? 'b[o(2u) + j * p.k + kk]' : 'b[o(2u) + kk * p.n + j]';
+function matmulKernel(transA: boolean, transB: boolean, input: 'f32' | 'f16') {
+  // f16 inputs are widened as they are loaded: the tiles, the products and the sums are float32.
+  const aAt = `f32(${transA ? 'a[o(1u) + kk * p.m + i]' : 'a[o(1u) + i * p.k + kk]'})`;
+  const bAt = `f32(${transB ? 'b[o(2u) + j * p.k + kk]' : 'b[o(2u) + kk * p.n + j]'})`;
   return kernel(
-    `matmul${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`,
+    `matmul${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${input === 'f16' ? 'Half' : ''}`,
     /* wgsl */ `
 struct P { m: u32, n: u32, k: u32, pad: u32, alpha: f32, beta: f32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> a: array<f32>;
-@group(0) @binding(4) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> a: array<${input}>;
+@group(0) @binding(4) var<storage, read> b: array<${input}>;
 // [k][row / 4] of op(A) and [k][col / 4] of op(B): 16 vec4 = 64 rows or columns per k.
 var<workgroup> As: array<array<vec4f, ${MM_TILE / 4}>, ${MM_KT}>;
 var<workgroup> Bs: array<array<vec4f, ${MM_TILE / 4}>, ${MM_KT}>;
@@ -234,13 +336,18 @@ fn main(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u)
     }
   }
 }`,
+    { f16: input === 'f16' },
   );
 }
 
-const MATMULS = [matmulKernel(false, false), matmulKernel(false, true), matmulKernel(true, false), matmulKernel(true, true)];
+/** The four transpositions (index 2·transA + transB), per input type. */
+const MATMULS = {
+  f32: [matmulKernel(false, false, 'f32'), matmulKernel(false, true, 'f32'), matmulKernel(true, false, 'f32'), matmulKernel(true, true, 'f32')],
+  f16: [matmulKernel(false, false, 'f16'), matmulKernel(false, true, 'f16'), matmulKernel(true, false, 'f16'), matmulKernel(true, true, 'f16')],
+};
 
 export function matmul(ctx: GpuContext, c: Tensor, a: Tensor, b: Tensor, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number): void {
   if (m === 0 || n === 0) return;
   const p = params(['u', m], ['u', n], ['u', k], ['u', 0], ['f', alpha], ['f', beta]);
-  ctx.dispatch(MATMULS[(transA ? 2 : 0) + (transB ? 1 : 0)]!, p, [{ t: c, write: true }, { t: a }, { t: b }], [Math.ceil(n / MM_TILE), Math.ceil(m / MM_TILE)]);
+  ctx.dispatch(MATMULS[a.dtype === 'f16' ? 'f16' : 'f32'][(transA ? 2 : 0) + (transB ? 1 : 0)]!, p, [{ t: c, write: true }, { t: a }, { t: b }], [Math.ceil(n / MM_TILE), Math.ceil(m / MM_TILE)]);
 }

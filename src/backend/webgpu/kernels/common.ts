@@ -5,6 +5,7 @@
  * Convention: binding 0 holds each tensor's element offset inside its binding (`o(i)` for tensor i),
  * binding 1 the kernel's parameters `p` (a `struct P` the kernel declares), tensors from binding 2.
  * float64 tensors (statistics) are pairs of float32 (hi, lo): element i is words 2i and 2i + 1.
+ * Offsets count float32 words, except for f16 tensors, whose offsets count f16 elements.
  */
 import type { DType, Tensor } from '../../backend.js';
 
@@ -37,8 +38,10 @@ export const PROLOGUE = /* wgsl */ `
 fn o(i: u32) -> u32 { return off[i / 4u][i % 4u]; }
 `;
 
-export function kernel(name: string, code: string): KernelSource {
-  return { name, code: PROLOGUE + code };
+/** A kernel; `f16` kernels declare `array<f16>` tensors (the device's shader-f16 feature). */
+export function kernel(name: string, code: string, opts: { f16?: boolean } = {}): KernelSource {
+  // `enable` must precede every declaration.
+  return { name, code: (opts.f16 ? 'enable f16;\n' : '') + PROLOGUE + code };
 }
 
 /** A parameter block: u32 and f32 fields in order (4 bytes each). */
