@@ -16,16 +16,17 @@
 import type { AdamWParams, HeadLossArgs, Tensor } from '../../backend.js';
 import { BackendArgumentError } from '../../checks.js';
 import { matmul } from './basic.js';
-import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, WORKGROUP_SUM, type GpuContext } from './common.js';
+import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, ROW_WG, rowGroups, workgroupSum, type GpuContext } from './common.js';
 
-const WG = FLAT_WG;
+/** Invocations of the row kernels (and of the one-workgroup loss sum). */
+const WG = ROW_WG;
 
 /**
  * WGSL shared by the row kernels: the workgroup sum (common.ts) and the max of a value over the
  * workgroup, through the same `red` scratch.
  */
 const BLOCK = /* wgsl */ `
-${WORKGROUP_SUM}
+${workgroupSum(WG)}
 fn blockMax(l: u32, v: f32) -> f32 {
   red[l] = vec2f(v, 0.0);
   workgroupBarrier();
@@ -173,9 +174,9 @@ struct P { rows: u32, dim: u32 };
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read> tg: array<i32>;
 ${DOUBLE_FLOAT}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${FLAT_WG})
 fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.dim; i += nw.x * ${WG}u) {
+  for (var i = g.x; i < p.dim; i += nw.x * ${FLAT_WG}u) {
     var s = 0.0;
     var e = 0.0;
     for (var r = 0u; r < p.rows; r++) {
@@ -231,7 +232,6 @@ function needDtype(kernel: string, name: string, t: Tensor, dtype: 'f32' | 'f64'
   if (t.dtype !== dtype) throw new BackendArgumentError(kernel, `${name} must be ${dtype} on the webgpu backend, got ${t.dtype}`);
 }
 
-const rowGroups = (ctx: GpuContext, rows: number): [number] => [Math.max(1, Math.min(ctx.limits.maxComputeWorkgroupsPerDimension, rows))];
 
 const NAN_BITS = 0x7fc00000;
 
@@ -294,9 +294,9 @@ function adamConstants(p: AdamWParams): { decay: number; stepSize: number; sqrtB
 }
 
 const ADAM_STRUCT = 'struct P { n: u32, decay: f32, b1: f32, omb1: f32, b2: f32, omb2: f32, stepSize: f32, sqrtBc2: f32, eps: f32 };\n@group(0) @binding(1) var<uniform> p: P;';
-const FLAT_MAIN = `@compute @workgroup_size(${WG})
+const FLAT_MAIN = `@compute @workgroup_size(${FLAT_WG})
 fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${WG}u) {`;
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {`;
 
 /** param, m and v in one pass (three distinct allocations). */
 const ADAMW = kernel(
@@ -385,7 +385,7 @@ struct P { n: u32, index: u32, maxNorm: f32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @group(0) @binding(3) var<storage, read> sq: array<f32>;
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${FLAT_WG})
 fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let at = o(1u) + 2u * p.index;
   let hi = sq[at];
@@ -396,7 +396,7 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
   var coef = min(1.0, p.maxNorm / (norm + 1e-6));
   // A NaN norm makes x NaN, as in the ref (min() need not propagate NaN).
   if ((bitcast<u32>(hi) & 0x7fffffffu) > 0x7f800000u) { coef = hi; }
-  for (var i = g.x; i < p.n; i += nw.x * ${WG}u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {
     x[o(0u) + i] = x[o(0u) + i] * coef;
   }
 }`,

@@ -16,10 +16,7 @@
  * output row (so the loss shows it) and embeddingBackward skips them.
  */
 import type { Tensor } from '../../backend.js';
-import { FLAT_WG, flatGroups, kernel, params, type GpuContext } from './common.js';
-
-/** Invocations per workgroup of the row kernels (a workgroup per row). */
-const ROW_WG = 256;
+import { FLAT_WG, flatGroups, kernel, params, ROW_WG, rowGroups, type GpuContext } from './common.js';
 /** Rows per partial sum of RMSNorm's dw. */
 const DW_CHUNK = 64;
 /** Elements of the bitonic sort handled in workgroup memory by one workgroup. */
@@ -30,7 +27,6 @@ const EMB_WG = 64;
 /** A quiet NaN's bits: WGSL refuses a NaN constant, so it comes as a parameter. */
 const NAN_BITS = 0x7fc00000;
 
-const rowGroups = (ctx: GpuContext, rows: number): [number] => [Math.max(1, Math.min(ctx.limits.maxComputeWorkgroupsPerDimension, rows))];
 
 // ---- embedding --------------------------------------------------------------------------------
 
