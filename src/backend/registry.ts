@@ -5,6 +5,7 @@
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/index.js';
 import { RefBackend } from './ref/index.js';
+import type { AdapterPlacement } from './webgpu/adapter.js';
 import { WebGpuBackend } from './webgpu/index.js';
 
 export type BackendName = 'cpu' | 'ref' | 'webgpu';
@@ -14,6 +15,8 @@ export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'ref', 'webgpu'];
 export interface BackendOptions {
   /** Kernel threads (cpu only; ref is single-threaded). */
   threads?: number;
+  /** This rank's place on its machine (webgpu: which GPU it opens by default; docs/gpu.md). */
+  placement?: AdapterPlacement;
 }
 
 /**
@@ -27,7 +30,7 @@ export function createBackend(name: BackendName = 'cpu', opts: BackendOptions = 
     case 'ref':
       return new RefBackend();
     case 'webgpu':
-      return new WebGpuBackend();
+      return new WebGpuBackend(opts.placement ? { placement: opts.placement } : {});
     default:
       throw new Error(`unknown backend '${String(name)}' (known backends: ${BACKEND_NAMES.join(', ')})`);
   }

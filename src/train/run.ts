@@ -9,6 +9,9 @@ import YAML from 'yaml';
 import { batchLayout, createNoiseScaleTracker, createSchedule, lrScaleFor, type BatchSchedule, type NoiseScaleTracker } from '../batch/index.js';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/registry.js';
+import { adapterPlacement } from '../backend/webgpu/adapter.js';
+import { deviceMemoryFromEnv } from '../backend/webgpu/device-memory.js';
+import { WebGpuBackend } from '../backend/webgpu/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
@@ -31,7 +34,8 @@ import { ReplicaEngine } from '../parallel/replica-engine.js';
 import { parseOrThrow, UserError } from '../util/errors.js';
 import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson } from './checkpointer.js';
 import { trainConfigSchema, type TrainConfig } from './config.js';
-import { checkMemory, checkTensorLimit } from './memory-check.js';
+import { checkDeviceMemory } from './device-memory-check.js';
+import { checkMemory, checkTensorLimit, type MemoryCheckOptions } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths, RESUMABLE_CHANGES } from './resume.js';
 import type { StepMetrics } from './step-metrics.js';
@@ -163,6 +167,8 @@ interface ResolvedRun {
   /** The largest micro batch a rank runs: its share of the largest global batch, at most batch.max_micro. */
   largestMicro: number;
   memory: MemoryEstimate;
+  /** How the memory was estimated (the GPU memory check reuses it). */
+  memoryOptions: MemoryCheckOptions;
 }
 
 export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise<TrainSummary> {
@@ -223,20 +229,22 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
 
   // One rank uses every core; several ranks in one process run one kernel thread each (docs/design.md).
   const threads = cfg.threads ?? defaultKernelThreads(peers);
-  const backend = opts.backend ?? createBackend(cfg.backend, { threads });
-  const limit = backend.maxTensorBytes?.();
-  if (limit !== undefined) {
-    try {
-      checkTensorLimit(run.model, run.largestMicro, limit, `backend ${backend.name}`);
-    } catch (e) {
-      if (!opts.backend) backend.dispose?.();
-      throw e;
-    }
+  // webgpu: local rank r opens the (r mod n)-th GPU where Dawn can select it (docs/gpu.md, "Which GPU").
+  const backend = opts.backend ?? createBackend(cfg.backend, { threads, placement: adapterPlacement(peers) });
+  try {
+    const limit = backend.maxTensorBytes?.();
+    if (limit !== undefined) checkTensorLimit(run.model, run.largestMicro, limit, `backend ${backend.name}`);
+    if (backend instanceof WebGpuBackend) checkWebGpuMemory(run, backend, peers);
+  } catch (e) {
+    if (!opts.backend) backend.dispose?.();
+    throw e;
   }
   const group = opts.group ?? (await bindProcessGroup(opts.comm ?? null, backend));
+  const adapters = backend instanceof WebGpuBackend ? await describeAdapters(backend, group) : [];
   const model = new Llama(backend, run.model, { recompute: cfg.recompute, precision: cfg.precision });
   const engine = await buildEngine(cfg, run, model, group);
   logStart(cfg, run, engine, log);
+  for (const line of adapters) log(line);
   try {
     return await trainLoop(cfg, run, engine, progress, opts.shouldStop);
   } finally {
@@ -247,6 +255,42 @@ async function trainIn(runDir: string, cfg: TrainConfig, opts: RunOptions, peers
     // A backend made here is released here (the webgpu backend's device before this thread ends).
     if (!opts.backend) backend.dispose?.();
   }
+}
+
+/**
+ * webgpu: refuses up front a run whose memory estimate exceeds the GPU's memory, when the user
+ * states it (ADABATCH_WEBGPU_MEMORY_GIB; WebGPU does not report it). Thread ranks on the same GPU
+ * add up; ranks in other processes cannot be seen from here.
+ */
+function checkWebGpuMemory(run: ResolvedRun, backend: WebGpuBackend, peers: Peers | null): void {
+  let bytes: number | null;
+  try {
+    bytes = deviceMemoryFromEnv(process.env);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  if (bytes === null) return;
+  const shared = peers?.kind === 'threads' ? (backend.device.selection?.shared ?? peers.size) : 1;
+  checkDeviceMemory(run.model, run.largestMicro, { ...run.memoryOptions, ranksInProcess: shared }, bytes, backend.device.adapter);
+}
+
+/**
+ * The log lines saying which adapter each rank opened: the ranks' adapter indices (one scalar
+ * reduction; each index counts in its own machine's list), and rank 0's adapter and why.
+ */
+async function describeAdapters(backend: WebGpuBackend, group: ProcessGroup): Promise<string[]> {
+  const s = backend.device.selection;
+  const lines: string[] = [];
+  if (group.size > 1) {
+    const own = new Float64Array(group.size);
+    own[group.rank] = (s?.index ?? -1) + 1;
+    const all = await group.allReduceScalars(own, 'sum');
+    lines.push(`webgpu adapters by rank (rank→adapter index on its machine; - chosen by name): ${Array.from(all, (x, r) => `${r}→${x > 0 ? x - 1 : '-'}`).join(', ')}`);
+  }
+  const which = s?.index != null ? `adapter ${s.index}${s.count != null ? ` of ${s.count}` : ''}, ` : '';
+  lines.push(`webgpu adapter of rank ${group.rank}: ${backend.device.adapter} (${which}${s?.reason ?? 'the first adapter WebGPU offers'})`);
+  if (s?.warning) lines.push(`warning: ${s.warning}`);
+  return lines;
 }
 
 /**
@@ -277,10 +321,8 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
   const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
   checkBudgetSizes(cfg, budgetSamples, mc.seq_len);
   const { schedule, noise, maxBatch } = resolveSchedule(cfg, budgetSamples, ranks, resumed?.state ?? null);
-  const fsdp = cfg.parallel.strategy === 'fsdp';
-  // A rank's micro batch never exceeds its share of the largest global batch.
-  const largestMicro = Math.min(cfg.batch.max_micro, Math.ceil(maxBatch / ranks));
-  const memory = checkMemory(mc, largestMicro, { recompute: cfg.recompute, precision: cfg.precision, ranksInProcess: peers?.kind === 'threads' ? ranks : 1, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) });
+  const { largestMicro, memoryOptions } = memoryLayout(cfg, ranks, maxBatch, peers?.kind === 'threads' ? ranks : 1);
+  const memory = checkMemory(mc, largestMicro, memoryOptions);
 
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
   const tokenizerJson = data.tokenizer ? JSON.stringify(data.tokenizer.toJSON()) : null;
@@ -290,7 +332,19 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
     // On resume the metrics the checkpoint covers are kept; a run started afresh keeps none.
     truncateMetrics(join(runDir, 'metrics.jsonl'), resumed?.state.metrics_rows ?? 0);
   }
-  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, largestMicro, memory };
+  return { runDir, resolved, model: mc, data, tokenizerJson, tokenizerHash, init, resume: resumed, budgetSamples, schedule, noise, maxBatch, largestMicro, memory, memoryOptions };
+}
+
+/**
+ * The largest micro batch a rank runs and how its memory is estimated, for `ranks` data-parallel
+ * ranks of which `ranksInProcess` share this process (thread ranks).
+ */
+export function memoryLayout(cfg: TrainConfig, ranks: number, maxBatch: number, ranksInProcess: number): { largestMicro: number; memoryOptions: MemoryCheckOptions } {
+  const fsdp = cfg.parallel.strategy === 'fsdp';
+  // A rank's micro batch never exceeds its share of the largest global batch.
+  const largestMicro = Math.min(cfg.batch.max_micro, Math.ceil(maxBatch / ranks));
+  const memoryOptions: MemoryCheckOptions = { recompute: cfg.recompute, precision: cfg.precision, ranksInProcess, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) };
+  return { largestMicro, memoryOptions };
 }
 
 /**

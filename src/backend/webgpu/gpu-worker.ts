@@ -7,6 +7,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { create, globals } from 'webgpu';
+import { chooseAdapter, needsAdapterList, parseAdapterList, type ListedAdapter } from './adapter.js';
+import { allocationFailure } from './device-memory.js';
 import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, type Binding, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
 Object.assign(globalThis, globals);
@@ -46,9 +48,35 @@ class Gpu {
     });
   }
 
+  /**
+   * The buffer of tensor `id`, created inside error scopes: when the device refuses it (out of
+   * memory, or beyond maxBufferSize) the error names the tensor, what is live and what to lower
+   * (device-memory.ts), and the next synchronous call reports it. Nobody waits for the scopes: they
+   * are answered in the next turn of Dawn's event processing, before any read-back or sync posted
+   * later (Dawn completes its events in the order they were made, and each answer is handled
+   * directly on its promise), and the answer replaces the validation errors that commands using
+   * the missing buffer may have raised meanwhile.
+   */
   alloc(id: number, bytes: number): void {
-    if (bytes > this.description.maxBufferSize) throw new Error(`a tensor of ${bytes} bytes exceeds this device's maxBufferSize of ${this.description.maxBufferSize} bytes`);
-    this.buffers.set(id, this.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+    const d = this.device;
+    d.pushErrorScope('out-of-memory');
+    d.pushErrorScope('validation');
+    const buffer = d.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    this.buffers.set(id, buffer);
+    const refused = (kind: 'out-of-memory' | 'validation') => (e: GPUError | null): void => {
+      if (!e) return;
+      let liveBytes = 0;
+      let liveTensors = 0;
+      for (const [other, b] of this.buffers) {
+        if (other === id) continue;
+        liveBytes += b.size;
+        liveTensors++;
+      }
+      const failure = allocationFailure({ kind, bytes, liveBytes, liveTensors, maxBufferSize: this.description.maxBufferSize, detail: e.message });
+      if (this.error === null || this.error.startsWith('WebGPU error:')) this.error = failure;
+    };
+    d.popErrorScope().then(refused('validation'), () => {});
+    d.popErrorScope().then(refused('out-of-memory'), () => {});
   }
 
   free(id: number): void {
@@ -203,9 +231,38 @@ class Gpu {
   }
 }
 
+/** GPU objects made only to list adapters, kept for the life of the worker. */
+const probes: GPU[] = [];
+
+/**
+ * Dawn's adapter list, in the order requestAdapter searches it (adapter.ts): a name that matches
+ * nothing rejects with the list. [] when there is no adapter; null when the message has no list.
+ */
+async function listAdapters(dawnOptions: readonly string[], options: GPURequestAdapterOptions): Promise<ListedAdapter[] | null> {
+  const probe = create([...dawnOptions.filter((o) => !o.startsWith('adapter=')), 'adapter=\u0001adabatch: list the adapters']);
+  // dawn.node must not collect a GPU object while this thread lives.
+  probes.push(probe);
+  try {
+    return (await probe.requestAdapter(options)) ? null : [];
+  } catch (e) {
+    return parseAdapterList(message(e));
+  }
+}
+
 async function openDevice(request: DeviceRequest): Promise<Gpu> {
-  const gpu = create(request.dawnOptions ?? []);
-  const adapter = await gpu.requestAdapter(request.powerPreference ? { powerPreference: request.powerPreference } : {});
+  const options: GPURequestAdapterOptions = request.powerPreference ? { powerPreference: request.powerPreference } : {};
+  const sel = request.adapter;
+  const selection = sel ? chooseAdapter(sel, needsAdapterList(sel) ? await listAdapters(request.dawnOptions ?? [], options) : null) : undefined;
+  const name = selection?.name ?? null;
+  const gpu = create([...(request.dawnOptions ?? []), ...(name !== null ? [`adapter=${name}`] : [])]);
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter(options);
+  } catch (e) {
+    // Dawn's answer to an adapter name that matches nothing lists the adapters it sees.
+    if (name === null) throw e;
+    throw new Error(`no WebGPU adapter named '${name}' (${selection!.reason}): ${message(e)}`);
+  }
   if (!adapter) {
     throw new Error(
       'no WebGPU adapter: no Vulkan driver answered. On a GPU machine install its Vulkan driver and the loader (Debian: libvulkan1, plus mesa-vulkan-drivers for AMD/Intel or the NVIDIA driver); without a GPU, Mesa\'s software driver lavapipe works (Debian bookworm-backports mesa-vulkan-drivers, with VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json)',
@@ -224,6 +281,7 @@ async function openDevice(request: DeviceRequest): Promise<Gpu> {
     maxBufferSize: limits.maxBufferSize,
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
     maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+    ...(selection && { selection }),
   };
   return new Gpu(device, gpu, description);
 }

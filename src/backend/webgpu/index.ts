@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
+import { ADAPTER_VARIABLE, parseAdapterOverride, type AdapterPlacement, type AdapterSelection } from './adapter.js';
 import * as A from './kernels/attention.js';
 import * as K from './kernels/basic.js';
 import * as H from './kernels/head-optim.js';
@@ -19,7 +20,9 @@ import * as L from './kernels/layers.js';
 import type { GpuBinding, GpuContext, KernelSource } from './kernels/common.js';
 import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, CTRL_WORDS, ERROR_BUFFER_BYTES, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
-export interface WebGpuOptions extends DeviceRequest {
+export interface WebGpuOptions extends Omit<DeviceRequest, 'adapter'> {
+  /** This rank's place on its machine: which adapter it opens by default (adapter.ts; default: the first). */
+  placement?: AdapterPlacement;
   /** Tokens per chunk of the fused head and loss (default 512; the chunk × vocab logits must fit one binding). */
   headChunkTokens?: number;
   /** How long a synchronous call waits for the device before failing, in ms (default 120 s: lavapipe is slow). */
@@ -52,6 +55,9 @@ export class WebGpuBackend implements Backend {
   private closed = false;
 
   constructor(opts: WebGpuOptions = {}) {
+    // Which adapter (adapter.ts): local rank r gets the (r mod n)-th GPU where Dawn can select it;
+    // ADABATCH_WEBGPU_ADAPTER overrides (a name, or indices by local rank; docs/gpu.md).
+    const selection: AdapterSelection = { ...(opts.placement ?? { localRank: 0, localRanks: 1, via: 'one rank' }), override: parseAdapterOverride(process.env[ADAPTER_VARIABLE]) };
     this.timeoutMs = opts.timeoutMs ?? 120_000;
     // The Vulkan loader wants a runtime directory; a headless machine may have none.
     process.env.XDG_RUNTIME_DIR ??= tmpdir();
@@ -63,10 +69,7 @@ export class WebGpuBackend implements Backend {
     // The worker must not keep the process alive on its own; dispose() closes it.
     this.worker.unref();
     const result = new SharedArrayBuffer(64 * 1024);
-    // ADABATCH_WEBGPU_ADAPTER picks an adapter by name (Dawn's `adapter=` option; docs/gpu.md).
-    const adapter = process.env.ADABATCH_WEBGPU_ADAPTER;
-    const dawnOptions = [...(opts.dawnOptions ?? []), ...(adapter ? [`adapter=${adapter}`] : [])];
-    const request: DeviceRequest = { ...(opts.powerPreference && { powerPreference: opts.powerPreference }), ...(dawnOptions.length > 0 && { dawnOptions }) };
+    const request: DeviceRequest = { ...(opts.powerPreference && { powerPreference: opts.powerPreference }), ...(opts.dawnOptions && { dawnOptions: opts.dawnOptions }), adapter: selection };
     this.request((seq) => ({ op: 'init', seq, ctrl: this.ctrl.buffer as SharedArrayBuffer, error: this.errorBuffer, result, request }), 'open the WebGPU device');
     const text = new TextDecoder().decode(new Uint8Array(result).slice(0, new Uint8Array(result).indexOf(0)));
     this.device = JSON.parse(text) as DeviceDescription;

@@ -7,6 +7,7 @@
  * its request and blocks the caller with Atomics.wait until the worker, whose event loop keeps
  * turning, writes the answer into shared memory and notifies.
  */
+import type { AdapterChoice, AdapterSelection } from './adapter.js';
 
 /** Words of the shared control block. */
 export const CTRL_DONE = 0; // sequence number of the last completed synchronous request
@@ -20,6 +21,8 @@ export interface DeviceRequest {
   powerPreference?: 'high-performance' | 'low-power';
   /** Dawn toggles and options for `create()`, e.g. ['backend=vulkan']. */
   dawnOptions?: string[];
+  /** Which adapter this rank opens (adapter.ts); without it, the first one. */
+  adapter?: AdapterSelection;
 }
 
 export interface DeviceDescription {
@@ -28,6 +31,8 @@ export interface DeviceDescription {
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
   maxComputeWorkgroupsPerDimension: number;
+  /** How the adapter was chosen (adapter.ts), when a selection was requested. */
+  selection?: AdapterChoice;
 }
 
 /** A view of a buffer: id, byte offset, byte length. */
