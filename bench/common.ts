@@ -13,11 +13,8 @@ import { createThreadGroup } from '../src/parallel/threads.js';
 import { readMetrics, type MetricsRow } from '../src/io/metrics.js';
 import type { Backend } from '../src/backend/backend.js';
 import type { ModelConfig } from '../src/model/config.js';
-import { Llama, type LlamaOptions } from '../src/model/llama.js';
-import { initialParameters } from '../src/model/params.js';
-import { AdamW } from '../src/optim/adamw.js';
-import { LocalReplica } from '../src/parallel/local-replica.js';
-import { Rng } from '../src/util/rng.js';
+import type { Llama, LlamaOptions } from '../src/model/llama.js';
+import { stepProbe } from '../src/train/step-probe.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 
@@ -121,41 +118,12 @@ export const column = (rows: MetricsRow[], key: string): number[] => rows.map((x
 
 /**
  * One full training step as the step benchmarks time it: Llama.forwardBackward through a LocalReplica
- * with one micro-step of `batch` sequences, then AdamW.update. `step()` draws fresh random token
- * windows (as the PyTorch reference does), uploads them outside the timed region, and returns the
- * step's milliseconds up to a synchronize; `loss()` reads the last step's mean loss.
+ * with one micro-step of `batch` sequences, then AdamW.update (src/train/step-probe.ts, which
+ * `adabatch plan` times too). `step()` draws fresh random token windows (as the PyTorch reference
+ * does), uploads them outside the timed region, and returns the step's milliseconds up to a
+ * synchronize; `loss()` reads the last step's mean loss.
  */
 export function trainingStep(backend: Backend, config: ModelConfig, batch: number, options: LlamaOptions = {}): { model: Llama; step: () => Promise<number>; loss: () => number } {
-  const seqLen = config.seq_len;
-  const n = batch * seqLen;
-  const model = new Llama(backend, config, options);
-  const replica = new LocalReplica(backend, model.layout);
-  replica.params.fromHost(initialParameters(model.layout, 0));
-  const optimizer = new AdamW(backend, model.layout, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
-  const tokens = backend.alloc([n], 'i32');
-  const targets = backend.alloc([n], 'i32');
-  const stats = backend.alloc([4], 'f64');
-  const rng = new Rng(0);
-  const data = new Int32Array(n + batch);
-  const step = async (): Promise<number> => {
-    for (let i = 0; i < data.length; i++) data[i] = rng.int(config.vocab);
-    const x = new Int32Array(n);
-    const y = new Int32Array(n);
-    for (let b = 0; b < batch; b++) {
-      x.set(data.subarray(b * (seqLen + 1), b * (seqLen + 1) + seqLen), b * seqLen);
-      y.set(data.subarray(b * (seqLen + 1) + 1, (b + 1) * (seqLen + 1)), b * seqLen);
-    }
-    backend.upload(tokens, x);
-    backend.upload(targets, y);
-    backend.synchronize();
-    const t0 = performance.now();
-    backend.fill(stats, 0);
-    replica.beginStep();
-    replica.beginMicroStep(1, stats, 2);
-    await model.forwardBackward(tokens, targets, batch, seqLen, replica, replica, stats, 0, 1 / n);
-    optimizer.update(replica.params.units, replica.grads.units, 3e-4);
-    backend.synchronize();
-    return performance.now() - t0;
-  };
-  return { model, step, loss: () => backend.download(stats)[0]! / n };
+  const probe = stepProbe(backend, config, batch, options);
+  return { model: probe.model, step: () => probe.step(), loss: () => probe.loss() };
 }

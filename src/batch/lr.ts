@@ -1,8 +1,9 @@
 /**
  * Learning-rate scaling on a batch change (adaptive-batch-spec.md, "Learning rate"): the trainer
- * multiplies its sample-indexed LR (warmup + cosine) by
+ * multiplies the rate of its LR schedule (optim/lr.ts) by
  *     none (paper, default): 1;   linear: b/b₀;   sqrt: √(b/b₀),
- * with b the global batch of the step and b₀ the schedule's initial batch.
+ * with b the global batch of the step and b₀ the schedule's initial batch. Which rule suits which
+ * optimizer (and that the power LR schedule takes none) is train/lr-rules.ts.
  */
 export const LR_SCALINGS = ['none', 'linear', 'sqrt'] as const;
 export type LrScaling = (typeof LR_SCALINGS)[number];

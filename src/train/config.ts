@@ -9,6 +9,7 @@ import { batchConfigSchema } from '../batch/config.js';
 import { dataConfigSchema } from '../data/dataset.js';
 import { lrConfigSchema } from '../optim/lr.js';
 import { checkpointConfigSchema } from './checkpointer.js';
+import { lrRuleFindings } from './lr-rules.js';
 import { UserError, parseOrThrow } from '../util/errors.js';
 
 const syntheticSchema = z
@@ -104,7 +105,11 @@ export const trainConfigSchema = z
     /** Seconds between progress lines when not on a terminal. */
     log_every_s: z.number().positive().default(10),
   })
-  .strict();
+  .strict()
+  // The LR schedule, the batch's LR scaling and the optimizer must agree (train/lr-rules.ts).
+  .superRefine((c, ctx) => {
+    for (const f of lrRuleFindings(c)) if (f.severity === 'error') ctx.addIssue({ code: 'custom', path: f.field.split('.'), message: f.message });
+  });
 
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 

@@ -24,7 +24,7 @@ import { modelConfig, type ModelConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
 import { formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { initialParameters } from '../model/params.js';
-import { learningRate, warmupSamples } from '../optim/lr.js';
+import { learningRate, lrScheduleProblems } from '../optim/lr.js';
 import { agreeOnRun, defaultKernelThreads } from '../parallel/ddp.js';
 import type { TrainEngine } from '../parallel/engine.js';
 import { FsdpEngine } from '../parallel/fsdp-engine.js';
@@ -35,6 +35,7 @@ import { parseOrThrow, UserError } from '../util/errors.js';
 import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson } from './checkpointer.js';
 import { trainConfigSchema, type TrainConfig } from './config.js';
 import { checkDeviceMemory } from './device-memory-check.js';
+import { lrRuleFindings } from './lr-rules.js';
 import { checkMemory, checkTensorLimit, type MemoryCheckOptions } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths, RESUMABLE_CHANGES } from './resume.js';
@@ -103,7 +104,8 @@ async function loadData(cfg: TrainConfig, seqLen: number, vocab: number, tokeniz
   return { train: ds.train, validation: ds.validation, tokenizer: ds.tokenizer };
 }
 
-function resolveModel(cfg: TrainConfig, dataVocab: number | null, init: { config: ModelConfig } | null): ModelConfig {
+/** The model of the run: the preset plus overrides, or init_from's architecture; the vocab follows the tokenizer. */
+export function resolveModel(cfg: TrainConfig, dataVocab: number | null, init: { config: ModelConfig } | null): ModelConfig {
   const { preset, ...overrides } = cfg.model;
   if (init) {
     const given = Object.keys(overrides);
@@ -124,10 +126,15 @@ function truncateMetrics(path: string, rows: number): void {
   writeFileAtomic(path, kept.map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
+/** The run's length in samples (budget.tokens rounds up to whole sequences). */
+export function budgetSamplesOf(cfg: TrainConfig, seqLen: number): number {
+  return cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / seqLen);
+}
+
 /** Numbers that are valid alone but absurd for this run: refused before anything trains. */
-function checkBudgetSizes(cfg: TrainConfig, budgetSamples: number, seqLen: number): void {
-  const warmup = warmupSamples(cfg.lr, budgetSamples);
-  if (warmup > budgetSamples) throw new UserError(`lr.warmup is ${cfg.lr.warmup} samples, longer than the whole budget of ${budgetSamples} samples: the learning rate would never reach lr.lr; give a fraction of the budget (< 1) or fewer samples`);
+export function checkBudgetSizes(cfg: TrainConfig, budgetSamples: number, seqLen: number): void {
+  const lrProblem = lrScheduleProblems(cfg.lr, budgetSamples)[0];
+  if (lrProblem) throw new UserError(lrProblem.message);
   // The validation windows are held on the host at once (an Int32Array of windows × (seq_len + 1) tokens).
   const maxWindows = Math.floor(MAX_EVAL_TOKENS / (seqLen + 1));
   if (cfg.eval.windows > maxWindows) throw new UserError(`eval.windows is ${cfg.eval.windows}: at seq_len ${seqLen} that is ${cfg.eval.windows * (seqLen + 1)} tokens held at once; at most ${maxWindows} windows (${MAX_EVAL_TOKENS} tokens) are supported`);
@@ -318,8 +325,10 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
     resumed = { from: resumeFrom, state, loop: { step: state.step, samples: state.samples, tokens: state.tokens, skippedInARow: state.skipped_in_a_row, elapsedS: state.elapsed_s } };
   }
 
-  const budgetSamples = cfg.budget.samples ?? Math.ceil(cfg.budget.tokens! / mc.seq_len);
+  const budgetSamples = budgetSamplesOf(cfg, mc.seq_len);
   checkBudgetSizes(cfg, budgetSamples, mc.seq_len);
+  // The LR rule table's errors were refused when the config was parsed; its warnings are logged.
+  if (rank0) for (const w of lrRuleFindings(cfg)) log(`warning: ${w.field}: ${w.message}`);
   const { schedule, noise, maxBatch } = resolveSchedule(cfg, budgetSamples, ranks, resumed?.state ?? null);
   const { largestMicro, memoryOptions } = memoryLayout(cfg, ranks, maxBatch, peers?.kind === 'threads' ? ranks : 1);
   const memory = checkMemory(mc, largestMicro, memoryOptions);
@@ -376,7 +385,7 @@ async function startingWeights(cfg: TrainConfig, runDir: string, peers: Peers | 
  * The batch schedule and the noise-scale diagnostic (restored on resume), checked against the layout
  * and the parallel strategy: what FSDP cannot measure is refused here, by name.
  */
-function resolveSchedule(cfg: TrainConfig, budgetSamples: number, ranks: number, resumed: TrainerStateJson | null): { schedule: BatchSchedule; noise: NoiseScaleTracker; maxBatch: number } {
+export function resolveSchedule(cfg: TrainConfig, budgetSamples: number, ranks: number, resumed: TrainerStateJson | null): { schedule: BatchSchedule; noise: NoiseScaleTracker; maxBatch: number } {
   const schedule = createSchedule(cfg.batch, { sampleBudget: budgetSamples });
   const layout = batchLayout(cfg.batch, ranks);
   try {
@@ -436,7 +445,8 @@ async function trainLoop(cfg: TrainConfig, run: ResolvedRun, engine: TrainEngine
   const trainer = createTrainer(cfg, run, engine);
   const checkpointer = createCheckpointer(cfg, run, engine, trainer.state.samples);
   const saveCheckpoint = async (): Promise<string | null> => {
-    const dir = await checkpointer.save(trainer.state, learningRate(cfg.lr, trainer.state.samples, budgetSamples));
+    const samples = trainer.state.samples;
+    const dir = await checkpointer.save(trainer.state, learningRate(cfg.lr, { samples, seqLen: run.model.seq_len, batch: run.schedule.targetBatch(samples) }, budgetSamples));
     if (dir) progress.log(`checkpoint ${dir}`);
     return dir;
   };

@@ -6,7 +6,7 @@
  *      gradient and Σ‖g_t‖² as it goes;
  *   3. reduces gradients and statistics across ranks (one small float64 reduction for all scalars);
  *   4. skips the step if anything is non-finite (stopping after max_nonfinite in a row), otherwise
- *      tells the schedule, clips, and applies AdamW at the sample-indexed learning rate;
+ *      tells the schedule, clips, and applies AdamW at the learning rate of the LR schedule;
  *   5. writes a metrics row, evaluates every `eval.every_samples`, and reports progress.
  * Samples are addressed by global index, so changing m or M between steps neither skips nor repeats
  * data, and every rank derives its share from the same numbers.
@@ -146,7 +146,7 @@ export class Trainer {
     const localNorms = this.schedule.needs.localNorms || (this.cfg.localNorms ?? false);
     const scalars = await this.engine.finishStep({ localNorms, innerProducts: this.schedule.needs.innerProducts, microBatch: plan.microBatch, flags });
 
-    const lr = spans.time('overhead', () => learningRate(this.cfg.lr, st.samples, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples));
+    const lr = spans.time('overhead', () => learningRate(this.cfg.lr, { samples: st.samples, seqLen, batch: stepSamples }, this.cfg.budgetSamples) * this.cfg.lrScale(stepSamples));
     let decision: ScheduleDecision | null = null;
     let noiseScale: number | null = null;
     if (scalars.finite) {
