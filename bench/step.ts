@@ -1,8 +1,8 @@
 /**
- * `npm run bench -- step [--preset A|B] [--threads 1|2] [--json]`: tokens/s of one full training
+ * `npm run bench -- step [--preset A|B|C] [--threads 1|2] [--json]`: tokens/s of one full training
  * step (Llama.forwardBackward through a LocalReplica with one micro-step, then AdamW.update) on the
  * cpu backend, side by side with the PyTorch reference (bench/reference/torch_llama.py) at the same
- * model and batch (A: 8×256 tokens, B: 4×512).
+ * model and batch (A: 8×256 tokens, B: 4×512, C: 4×1024; C, the ~125M class, only when asked for).
  *
  * Every measurement runs in a fresh child process (so memory above the process baseline is clean),
  * and rounds alternate adabatch and torch (and which goes first), so machine noise hits both.
@@ -20,8 +20,8 @@
  * table compares adabatch bf16 with torch fp32 and torch bf16-autocast; the largest GEMM is then
  * also measured with bf16 inputs. It is refused where gemmConfig().bf16 is false (no AVX512_BF16/AMX).
  *
- * Options: --preset A|B (default both), --threads N (default 1 and 2), --rounds N (3), --steps N
- * and --warmup N per round (A: 6 and 2, B: 3 and 1), --precision f32|bf16 (f32), --no-torch, --json.
+ * Options: --preset A|B|C (default A and B), --threads N (default 1 and 2), --rounds N (3), --steps N
+ * and --warmup N per round (A: 6 and 2, B: 3 and 1, C: 2 and 1), --precision f32|bf16 (f32), --no-torch, --json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -35,8 +35,8 @@ import { PRESETS } from '../src/model/config.js';
 export const summary = 'tokens/s of a full training step (forward, backward, AdamW) vs the PyTorch reference, memory, kernel breakdown';
 
 /** The PyTorch reference's batch for each preset. */
-const BATCH: Record<string, number> = { A: 8, B: 4 };
-const DEFAULT_STEPS: Record<string, [steps: number, warmup: number]> = { A: [6, 2], B: [3, 1] };
+const BATCH: Record<string, number> = { A: 8, B: 4, C: 4 };
+const DEFAULT_STEPS: Record<string, [steps: number, warmup: number]> = { A: [6, 2], B: [3, 1], C: [2, 1] };
 /** The reference needs Debian's python3-torch, which lives under /usr/bin/python3 (override: ADABATCH_BENCH_PYTHON). */
 const PYTHON = process.env.ADABATCH_BENCH_PYTHON ?? '/usr/bin/python3';
 /** Seconds per run of each peak-probe loop (3 runs each, best kept; about 6 × this in all with bf16). */
@@ -105,7 +105,7 @@ function parseArgs(argv: string[]): Options & { child: boolean; probe: boolean }
     switch (a) {
       case '--preset': {
         const p = value(i++, a).toUpperCase();
-        if (!(p in BATCH)) throw new Error(`bench step: --preset must be A or B, got '${p}'`);
+        if (!(p in BATCH)) throw new Error(`bench step: --preset must be A, B or C, got '${p}'`);
         o.presets = [p];
         break;
       }
@@ -141,7 +141,7 @@ function parseArgs(argv: string[]): Options & { child: boolean; probe: boolean }
         o.probe = true;
         break;
       default:
-        throw new Error(`bench step: unknown option '${a}' (options: --preset A|B, --threads N, --rounds N, --steps N, --warmup N, --precision f32|bf16, --no-torch, --json)`);
+        throw new Error(`bench step: unknown option '${a}' (options: --preset A|B|C, --threads N, --rounds N, --steps N, --warmup N, --precision f32|bf16, --no-torch, --json)`);
     }
   }
   return o;
@@ -478,7 +478,7 @@ export async function run(argv: string[]): Promise<void> {
       const [defSteps, defWarmup] = DEFAULT_STEPS[preset]!;
       const steps = o.steps ?? defSteps;
       const warmup = o.warmup ?? defWarmup;
-      const c = PRESETS[preset as 'A' | 'B'];
+      const c = PRESETS[preset as 'A' | 'B' | 'C'];
       const shape = `vocab ${c.vocab}, d ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, ffn ${c.ffn_dim}, batch ${BATCH[preset]} × seq ${c.seq_len}`;
       log(`\npreset ${preset} (${shape}), ${threads} thread${threads > 1 ? 's' : ''}: ${o.rounds} rounds of ${warmup} warm-up + ${steps} measured steps`);
       const ours: RunResult[] = [];

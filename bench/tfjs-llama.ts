@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- tfjs-llama [--preset tiny|A|B] [--batch N] [--steps N] [--warmup N]`: the same
+ * `npm run bench -- tfjs-llama [--preset tiny|A|B|C] [--batch N] [--steps N] [--warmup N] [--json]`: the same
  * Llama as src/model/llama.ts written with TensorFlow.js ops and trained on TF.js's WebGPU backend
  * (@tensorflow/tfjs-backend-webgpu) running on Dawn's Node bindings (the `webgpu` package), for
  * comparison with the webgpu backend (bench/webgpu-step.ts calls runTfjsStep in the same run).
@@ -215,16 +215,22 @@ export async function runTfjsStep(opts: TfjsStepOptions): Promise<TfjsStepResult
 
 export async function run(argv: string[]): Promise<void> {
   const o: TfjsStepOptions = { preset: 'tiny', batch: 4, steps: 3, warmup: 1 };
+  let json = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
+    if (a === '--json') {
+      json = true;
+      continue;
+    }
     const keys: Record<string, 'batch' | 'steps' | 'warmup'> = { '--batch': 'batch', '--steps': 'steps', '--warmup': 'warmup' };
     const key = Object.hasOwn(keys, a) ? keys[a] : undefined;
     if (a === '--preset' && v) o.preset = v;
     else if (key && Number.isInteger(Number(v)) && Number(v) >= (key === 'warmup' ? 0 : 1)) o[key] = Number(v);
-    else throw new Error(`bench tfjs-llama: bad option '${a}${v === undefined ? '' : ` ${v}`}' (options: --preset tiny|A|B, --batch N ≥ 1, --steps N ≥ 1, --warmup N ≥ 0)`);
+    else throw new Error(`bench tfjs-llama: bad option '${a}${v === undefined ? '' : ` ${v}`}' (options: --preset tiny|A|B|C, --batch N ≥ 1, --steps N ≥ 1, --warmup N ≥ 0, --json)`);
     i++;
   }
   const r = await runTfjsStep(o);
+  if (json) return console.log(JSON.stringify({ date: new Date().toISOString(), backend: 'tfjs-webgpu', preset: o.preset, batch: o.batch, ...r }));
   console.log(`tfjs-webgpu ${r.tokPerS.toFixed(0)} tok/s  steps ${r.stepMs.map((m) => m.toFixed(0)).join(', ')} ms  loss ${r.loss.toFixed(4)}  (${r.device})`);
 }

@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- webgpu-step [--preset tiny|A|B] [--batch N] [--steps N] [--warmup N] [--json]`
- * (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of one full training
- * step (forward, backward, AdamW) on the webgpu backend, the GEMM's GFLOP/s at the model's largest
- * shape, and the same step on the cpu backend (all cores) in the same run for scale. It also trains
- * the same Llama in TensorFlow.js on its WebGPU backend on the same adapter (bench/tfjs-llama.ts) and
- * prints adabatch-webgpu / tfjs-webgpu tokens/s; if TF.js cannot run, one line says why.
+ * `npm run bench -- webgpu-step [--preset tiny|A|B|C] [--batch N] [--steps N] [--warmup N] [--no-cpu]
+ * [--no-tfjs] [--json]` (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of
+ * one full training step (forward, backward, AdamW) on the webgpu backend, the GEMM's GFLOP/s at the
+ * model's largest shape, and the same step on the cpu backend (all cores) in the same run for scale
+ * (--no-cpu leaves it out). It also trains the same Llama in TensorFlow.js on its WebGPU backend on
+ * the same adapter (bench/tfjs-llama.ts) and prints adabatch-webgpu / tfjs-webgpu tokens/s; if TF.js
+ * cannot run, one line says why (--no-tfjs leaves it out).
  *
  * The device is whatever WebGPU adapter answers: on a machine without a GPU, Mesa's lavapipe
  * (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), a CPU emulating a GPU: its numbers say the
@@ -16,6 +17,9 @@ import { modelConfig } from '../src/model/config.js';
 import { median, trainingStep } from './common.js';
 import type { TfjsStepResult } from './tfjs-llama.js';
 
+/** The shortest timed run of GEMMs (ms) that the GFLOP/s figure rests on. */
+const MIN_GEMM_MS = 100;
+
 export const summary = 'tokens/s of a training step and GEMM GFLOP/s on the webgpu backend, with the cpu backend for scale';
 
 interface Options {
@@ -24,10 +28,12 @@ interface Options {
   steps: number;
   warmup: number;
   json: boolean;
+  cpu: boolean;
+  tfjs: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { preset: 'tiny', batch: 4, steps: 3, warmup: 1, json: false };
+  const o: Options = { preset: 'tiny', batch: 4, steps: 3, warmup: 1, json: false, cpu: true, tfjs: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -44,8 +50,10 @@ function parse(argv: string[]): Options {
     else if (a === '--steps') o.steps = int(1);
     else if (a === '--warmup') o.warmup = int(0);
     else if (a === '--json') o.json = true;
+    else if (a === '--no-cpu') o.cpu = false;
+    else if (a === '--no-tfjs') o.tfjs = false;
     else if (a === '--backend' && v === 'webgpu') i++;
-    else throw new Error(`bench webgpu-step: unknown option '${a}' (options: --preset tiny|A|B, --batch N, --steps N, --warmup N, --json)`);
+    else throw new Error(`bench webgpu-step: unknown option '${a}' (options: --preset tiny|A|B|C, --batch N, --steps N, --warmup N, --no-cpu, --no-tfjs, --json)`);
   }
   return o;
 }
@@ -81,18 +89,27 @@ async function measure(backend: Backend, device: string, o: Options): Promise<Re
   backend.fill(w, 0.02);
   backend.matmul(c, a, w, false, true);
   backend.synchronize();
-  const reps = 3;
-  const t0 = performance.now();
-  for (let r = 0; r < reps; r++) backend.matmul(c, a, w, false, true);
-  backend.synchronize();
-  const gemmGflops = (2 * m * nn * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
+  // On a GPU a few GEMMs take milliseconds, as long as the synchronize's round trip: time enough of
+  // them (at least MIN_GEMM_MS) that the round trip is noise.
+  const timeGemms = (reps: number): number => {
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) backend.matmul(c, a, w, false, true);
+    backend.synchronize();
+    return performance.now() - t0;
+  };
+  let reps = 3;
+  let ms = timeGemms(reps);
+  if (ms < MIN_GEMM_MS) {
+    reps = Math.min(1000, Math.ceil((reps * MIN_GEMM_MS) / Math.max(ms, 0.01)));
+    ms = timeGemms(reps);
+  }
+  const gemmGflops = (2 * m * nn * k * reps) / (ms / 1000) / 1e9;
   return { backend: backend.name, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median(stepMs) / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
 }
 
 export async function run(argv: string[]): Promise<void> {
   const o = parse(argv);
   const { WebGpuBackend } = await import('../src/backend/webgpu/index.js');
-  const { CpuBackend } = await import('../src/backend/cpu/index.js');
   const gpu = new WebGpuBackend();
   const results: Result[] = [];
   try {
@@ -101,26 +118,34 @@ export async function run(argv: string[]): Promise<void> {
     gpu.dispose();
   }
   // TF.js's WebGPU backend, on the same adapter, after the webgpu backend's device is closed.
-  let tfjs: TfjsStepResult | { error: string };
-  try {
-    const { runTfjsStep } = await import('./tfjs-llama.js');
-    tfjs = await runTfjsStep({ preset: o.preset, batch: o.batch, steps: o.steps, warmup: o.warmup });
-  } catch (e) {
-    tfjs = { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  let tfjs: TfjsStepResult | { error: string } | null = null;
+  if (o.tfjs) {
+    try {
+      const { runTfjsStep } = await import('./tfjs-llama.js');
+      tfjs = await runTfjsStep({ preset: o.preset, batch: o.batch, steps: o.steps, warmup: o.warmup });
+    } catch (e) {
+      tfjs = { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+    }
   }
-  const threads = cpus().length;
-  results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o));
+  if (o.cpu) {
+    const { CpuBackend } = await import('../src/backend/cpu/index.js');
+    const threads = cpus().length;
+    results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o));
+  }
   if (o.json) {
     const date = new Date().toISOString();
     for (const r of results) console.log(JSON.stringify({ date, ...r }));
-    const t = 'error' in tfjs ? { error: tfjs.error } : { device: tfjs.device, preset: o.preset, tokensPerStep: results[0]!.tokensPerStep, stepMs: tfjs.stepMs, tokPerS: tfjs.tokPerS, loss: tfjs.loss, ratio: results[0]!.tokPerS / tfjs.tokPerS };
-    console.log(JSON.stringify({ date, backend: 'tfjs-webgpu', ...t }));
+    if (tfjs) {
+      const t = 'error' in tfjs ? { error: tfjs.error } : { device: tfjs.device, preset: o.preset, tokensPerStep: results[0]!.tokensPerStep, stepMs: tfjs.stepMs, tokPerS: tfjs.tokPerS, loss: tfjs.loss, ratio: results[0]!.tokPerS / tfjs.tokPerS };
+      console.log(JSON.stringify({ date, backend: 'tfjs-webgpu', ...t }));
+    }
     return;
   }
   console.log(`webgpu step benchmark, ${new Date().toISOString()}: preset ${o.preset}, batch ${o.batch} × ${results[0]!.tokensPerStep / o.batch} tokens, ${o.warmup} warm-up + ${o.steps} measured steps`);
   for (const r of results) {
     console.log(`  ${r.backend.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(r.tokensPerStep / r.tokPerS * 1000).toFixed(0).padStart(6)} ms  GEMM ${r.gemmShape}: ${r.gemmGflops.toFixed(1)} GFLOP/s  loss ${r.loss.toFixed(4)}  (${r.device})`);
   }
+  if (!tfjs) return;
   if ('error' in tfjs) console.log(`  tfjs-webgpu could not run: TensorFlow.js's WebGPU backend (@tensorflow/tfjs-backend-webgpu) under Node's webgpu package failed: ${tfjs.error}`);
   else {
     const n = results[0]!.tokensPerStep;

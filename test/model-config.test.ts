@@ -29,6 +29,7 @@ test('presets have the documented shapes and parameter counts', () => {
   const tiny = buildLayout(modelConfig('tiny')).paramCount;
   assert.ok(tiny > 0.7e6 && tiny < 1.3e6, `tiny has ~1M parameters (${tiny})`);
   assert.ok(modelConfig('tiny').n_kv_heads < modelConfig('tiny').n_heads, 'tiny uses grouped-query attention');
+  assert.equal(buildLayout(modelConfig('C')).paramCount, 134_105_856, 'C (the ~125M class) has 134,105,856 parameters');
   assert.equal(modelConfig('A').tie_embeddings, true);
   assert.equal(modelConfig('tinyllama').tie_embeddings, false);
 });
@@ -43,7 +44,7 @@ test('invalid model configs name the offending field', () => {
     [{ d_model: 132, n_heads: 4 }, /model\.d_model: head dimension .* must be even/],
   ];
   for (const [override, re] of bad) assert.throws(() => modelConfig('tiny', override as never), (e: Error) => e instanceof UserError && re.test(e.message), JSON.stringify(override));
-  assert.throws(() => modelConfig('huge'), /unknown model preset 'huge' \(known presets: tiny, A, B, tinyllama\)/);
+  assert.throws(() => modelConfig('huge'), /unknown model preset 'huge' \(known presets: tiny, A, B, C, tinyllama\)/);
 });
 
 for (const precision of ['f32', 'bf16'] as const) test(`estimateMemory matches what the backend actually allocates (precision ${precision})`, async () => {

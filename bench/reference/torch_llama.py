@@ -2,7 +2,7 @@
 # The project's PyTorch throughput reference for `npm run bench -- step` (bench/step.ts runs it side by
 # side with adabatch). It also records RSS before the model is built (rss_before_model_mb), so the
 # memory above that baseline can be compared with adabatch's.
-"""Compact Llama-style decoder for CPU training-throughput anchors.
+"""Compact Llama-style decoder for training-throughput anchors (CPU; CUDA with --device cuda).
 
 Model: token embedding -> L x [RMSNorm -> causal MHA with RoPE -> residual,
 RMSNorm -> SwiGLU MLP -> residual] -> RMSNorm -> output head (tied by default)
@@ -13,9 +13,16 @@ AdamW step) on random tokens; reports the median over measured steps after
 warm-up, plus CPU utilisation (process CPU time / (wall * threads)) so runs
 disturbed by other load on the box can be spotted.
 
+With --device cuda the same model, data and optimizer run on the GPU: each
+timed step ends with torch.cuda.synchronize(), --bf16 autocasts to bfloat16 on
+CUDA, fp32 matmuls stay true fp32 (TF32 off unless --tf32), and the result adds
+the GPU's name, its multiprocessor count and compute capability, and its peak
+allocated memory.
+
 Usage (Debian python3-torch 1.13 lives under /usr/bin/python3, not pyenv):
   /usr/bin/python3 torch_llama.py --config A --threads 1
   /usr/bin/python3 torch_llama.py --config B --threads 2 --steps 6 --warmup 2
+  python3 torch_llama.py --config C --device cuda --bf16
   /usr/bin/python3 torch_llama.py --vocab 4096 --dim 256 --layers 4 --heads 4 \
       --seq 256 --ffn 688 --batch 8 --untied --threads 2
 Prints one JSON line (prefix "RESULT ") at the end.
@@ -28,7 +35,10 @@ import sys
 CONFIGS = {
     "A": dict(vocab=4096, dim=256, layers=4, heads=4, seq=256, ffn=688, batch=8),
     "B": dict(vocab=8192, dim=512, layers=8, heads=8, seq=512, ffn=1376, batch=4),
+    # adabatch's preset C (the ~125M class, 134,105,856 parameters): its head is untied.
+    "C": dict(vocab=32000, dim=768, layers=12, heads=12, seq=1024, ffn=2048, batch=4),
 }
+UNTIED_CONFIGS = {"C"}
 
 p = argparse.ArgumentParser()
 p.add_argument("--config", choices=sorted(CONFIGS), default=None)
@@ -42,8 +52,10 @@ p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--foreach", action="store_true", help="AdamW(foreach=True)")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--quiet", action="store_true")
-p.add_argument("--bf16", action="store_true", help="mixed precision: torch.autocast('cpu', torch.bfloat16) around forward and loss (fp32 master weights and AdamW)")
+p.add_argument("--bf16", action="store_true", help="mixed precision: torch.autocast(DEVICE, torch.bfloat16) around forward and loss (fp32 master weights and AdamW)")
 p.add_argument("--profile", action="store_true", help="after the run, profile one step and print top ops by self CPU time")
+p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains (cuda: the first GPU)")
+p.add_argument("--tf32", action="store_true", help="with --device cuda: let fp32 matmuls use TF32 tensor cores (off by default: fp32 means fp32)")
 args = p.parse_args()
 
 cfg = dict(CONFIGS[args.config or "A"])
@@ -73,6 +85,20 @@ import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
+
+device = torch.device(args.device)
+if device.type == "cuda":
+    if not torch.cuda.is_available():
+        sys.exit("torch_llama.py: --device cuda, but torch.cuda.is_available() is False (torch %s, built for CUDA %s)"
+                 % (torch.__version__, torch.version.cuda))
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+
+
+def sync():
+    """Waits for the GPU's queued work, so a step's wall time includes it (nothing to wait for on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 class RMSNorm(nn.Module):
@@ -185,9 +211,9 @@ def rss_mb():
 
 def main():
     c = cfg
-    tied = not args.untied
+    tied = not (args.untied or args.config in UNTIED_CONFIGS)
     rss_before_model = rss_mb()
-    model = Llama(c["vocab"], c["dim"], c["layers"], c["heads"], c["seq"], c["ffn"], tied=tied)
+    model = Llama(c["vocab"], c["dim"], c["layers"], c["heads"], c["seq"], c["ffn"], tied=tied).to(device)
     n_params = sum(p.numel() for p in model.parameters())  # shared weight counted once
     n_embed = c["vocab"] * c["dim"]
     # params that take part in matmuls: everything except the input-embedding lookup
@@ -205,13 +231,15 @@ def main():
     load0 = os.getloadavg()
     for step in range(args.warmup + args.steps):
         data = torch.randint(0, V, (B, T + 1), generator=g)
-        x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
+        x, y = data[:, :-1].contiguous().to(device), data[:, 1:].contiguous().to(device)
+        sync()
         w0, c0, s0 = time.perf_counter(), time.process_time(), sys_busy_s()
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             loss = model(x, y)
         loss.backward()
         opt.step()
+        sync()
         w1, c1, s1 = time.perf_counter(), time.process_time(), sys_busy_s()
         foreign = max(0.0, (s1 - s0) - (c1 - c0)) / (w1 - w0)  # avg cores used by other processes
         losses.append(loss.item())
@@ -240,8 +268,16 @@ def main():
         cpu_util=sum(cpus) / (sum(walls) * args.threads),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         rss_before_model_mb=rss_before_model, rss_after_model_mb=rss_model, loss_first=losses[0], loss_last=losses[-1],
-        loadavg_before=load0[0], loadavg_after=load1[0],
+        loadavg_before=load0[0], loadavg_after=load1[0], device=args.device,
     )
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        res.update(
+            gpu_name=props.name, gpu_multiprocessors=props.multi_processor_count,
+            gpu_capability="%d.%d" % (props.major, props.minor), gpu_memory_mb=props.total_memory / 2**20,
+            cuda_version=torch.version.cuda, tf32=args.tf32,
+            peak_gpu_allocated_mb=torch.cuda.max_memory_allocated(device) / 2**20,
+        )
     print("RESULT " + json.dumps(res), flush=True)
     if args.profile:
         from torch.autograd import profiler

@@ -129,6 +129,13 @@ export const PRESETS = {
   A: { vocab: 4096, d_model: 256, n_layers: 4, n_heads: 4, n_kv_heads: 4, ffn_dim: 688, seq_len: 256, tie_embeddings: true },
   /** The PyTorch reference's preset B. */
   B: { vocab: 8192, d_model: 512, n_layers: 8, n_heads: 8, n_kv_heads: 8, ffn_dim: 1376, seq_len: 512, tie_embeddings: true },
+  /**
+   * The ~125M class, for GPU benchmarks: GPT-2 small's width and depth as a Llama, the "LLaMA 130M"
+   * shape of ReLoRA and GaLore (untied head, Hugging Face's LlamaConfig default). 134,105,856
+   * parameters: embedding and head 2 × 32000 × 768 = 49,152,000; 12 blocks × (4 × 768² + 3 × 768 ×
+   * 2048 + 2 × 768) = 12 × 7,079,424 = 84,953,088; final norm 768.
+   */
+  C: { vocab: 32000, d_model: 768, n_layers: 12, n_heads: 12, n_kv_heads: 12, ffn_dim: 2048, seq_len: 1024, tie_embeddings: false },
   /** The real TinyLlama-1.1B shape. */
   tinyllama: { vocab: 32000, d_model: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, ffn_dim: 5632, seq_len: 2048, tie_embeddings: false },
 } as const satisfies Record<string, ModelConfigInput>;
