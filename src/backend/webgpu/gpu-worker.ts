@@ -330,6 +330,10 @@ async function run(c: Command): Promise<void> {
       g.flush();
       await g.device.queue.onSubmittedWorkDone();
       g.device.destroy();
+      // Wait for the device's lost promise (reason 'destroyed'): dawn.node delivers it from native
+      // code later, and delivered into a thread or process already tearing down it aborts
+      // (napi_throw FATAL ERROR at exit).
+      await g.device.lost;
       gpu = null;
       answer(c.seq, null);
     } catch (e) {
