@@ -1,11 +1,12 @@
 /**
- * `npm run bench -- webgpu-step [--preset tiny|A|B|C] [--batch N] [--steps N] [--warmup N] [--no-cpu]
- * [--no-tfjs] [--json]` (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of
+ * `npm run bench -- webgpu-step [--preset tiny|A|B|C] [--batch N] [--steps N] [--warmup N]
+ * [--precision f32|f16] [--no-cpu] [--no-tfjs] [--json]` (also `npm run bench -- step --backend webgpu …`): tokens/s and step time of
  * one full training step (forward, backward, AdamW) on the webgpu backend, the GEMM's GFLOP/s at the
  * model's largest shape, and the same step on the cpu backend (all cores) in the same run for scale
  * (--no-cpu leaves it out). It also trains the same Llama in TensorFlow.js on its WebGPU backend on
  * the same adapter (bench/tfjs-llama.ts) and prints adabatch-webgpu / tfjs-webgpu tokens/s; if TF.js
- * cannot run, one line says why (--no-tfjs leaves it out).
+ * cannot run, one line says why (--no-tfjs leaves it out). `--precision f16` runs the webgpu step
+ * and GEMM with f16 GEMM inputs (docs/precision.md); the cpu and TF.js steps stay float32.
  *
  * The device is whatever WebGPU adapter answers: on a machine without a GPU, Mesa's lavapipe
  * (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), a CPU emulating a GPU: its numbers say the
@@ -30,10 +31,11 @@ interface Options {
   json: boolean;
   cpu: boolean;
   tfjs: boolean;
+  precision: 'f32' | 'f16';
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { preset: 'tiny', batch: 4, steps: 3, warmup: 1, json: false, cpu: true, tfjs: true };
+  const o: Options = { preset: 'tiny', batch: 4, steps: 3, warmup: 1, json: false, cpu: true, tfjs: true, precision: 'f32' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -52,14 +54,19 @@ function parse(argv: string[]): Options {
     else if (a === '--json') o.json = true;
     else if (a === '--no-cpu') o.cpu = false;
     else if (a === '--no-tfjs') o.tfjs = false;
+    else if (a === '--precision' && (v === 'f32' || v === 'f16')) {
+      o.precision = v;
+      i++;
+    }
     else if (a === '--backend' && v === 'webgpu') i++;
-    else throw new Error(`bench webgpu-step: unknown option '${a}' (options: --preset tiny|A|B|C, --batch N, --steps N, --warmup N, --no-cpu, --no-tfjs, --json)`);
+    else throw new Error(`bench webgpu-step: unknown option '${a}' (options: --preset tiny|A|B|C, --batch N, --steps N, --warmup N, --precision f32|f16, --no-cpu, --no-tfjs, --json)`);
   }
   return o;
 }
 
 interface Result {
   backend: string;
+  precision: 'f32' | 'f16';
   device: string;
   preset: string;
   tokensPerStep: number;
@@ -70,10 +77,10 @@ interface Result {
   loss: number;
 }
 
-async function measure(backend: Backend, device: string, o: Options): Promise<Result> {
+async function measure(backend: Backend, device: string, o: Options, precision: 'f32' | 'f16'): Promise<Result> {
   const config = modelConfig(o.preset);
   const n = o.batch * config.seq_len;
-  const { step, loss: lastLoss } = trainingStep(backend, config, o.batch);
+  const { step, loss: lastLoss } = trainingStep(backend, config, o.batch, { precision });
   const stepMs: number[] = [];
   for (let s = 0; s < o.warmup + o.steps; s++) {
     const ms = await step();
@@ -82,8 +89,8 @@ async function measure(backend: Backend, device: string, o: Options): Promise<Re
   const loss = lastLoss();
   // The GEMM at the model's largest shape (tokens × 2·ffn × d, x·Wᵀ), timed with a synchronize.
   const [m, nn, k] = [n, 2 * config.ffn_dim, config.d_model];
-  const a = backend.alloc([m, k]);
-  const w = backend.alloc([nn, k]);
+  const a = backend.alloc([m, k], precision);
+  const w = backend.alloc([nn, k], precision);
   const c = backend.alloc([m, nn]);
   backend.fill(a, 0.01);
   backend.fill(w, 0.02);
@@ -104,7 +111,7 @@ async function measure(backend: Backend, device: string, o: Options): Promise<Re
     ms = timeGemms(reps);
   }
   const gemmGflops = (2 * m * nn * k * reps) / (ms / 1000) / 1e9;
-  return { backend: backend.name, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median(stepMs) / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
+  return { backend: backend.name, precision, device, preset: o.preset, tokensPerStep: n, stepMs, tokPerS: n / (median(stepMs) / 1000), gemmShape: `${m}×${nn}×${k}`, gemmGflops, loss };
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -113,7 +120,7 @@ export async function run(argv: string[]): Promise<void> {
   const gpu = new WebGpuBackend();
   const results: Result[] = [];
   try {
-    results.push(await measure(gpu, gpu.device.adapter, o));
+    results.push(await measure(gpu, gpu.device.adapter, o, o.precision));
   } finally {
     gpu.dispose();
   }
@@ -130,7 +137,7 @@ export async function run(argv: string[]): Promise<void> {
   if (o.cpu) {
     const { CpuBackend } = await import('../src/backend/cpu/index.js');
     const threads = cpus().length;
-    results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o));
+    results.push(await measure(new CpuBackend({ threads }), `${cpus()[0]?.model ?? 'cpu'} × ${threads} threads`, o, 'f32'));
   }
   if (o.json) {
     const date = new Date().toISOString();
@@ -143,7 +150,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   console.log(`webgpu step benchmark, ${new Date().toISOString()}: preset ${o.preset}, batch ${o.batch} × ${results[0]!.tokensPerStep / o.batch} tokens, ${o.warmup} warm-up + ${o.steps} measured steps`);
   for (const r of results) {
-    console.log(`  ${r.backend.padEnd(7)} ${r.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(r.tokensPerStep / r.tokPerS * 1000).toFixed(0).padStart(6)} ms  GEMM ${r.gemmShape}: ${r.gemmGflops.toFixed(1)} GFLOP/s  loss ${r.loss.toFixed(4)}  (${r.device})`);
+    console.log(`  ${`${r.backend} ${r.precision}`.padEnd(11)} ${r.tokPerS.toFixed(0).padStart(8)} tok/s  step ${(r.tokensPerStep / r.tokPerS * 1000).toFixed(0).padStart(6)} ms  GEMM ${r.gemmShape}: ${r.gemmGflops.toFixed(1)} GFLOP/s  loss ${r.loss.toFixed(4)}  (${r.device})`);
   }
   if (!tfjs) return;
   if ('error' in tfjs) console.log(`  tfjs-webgpu could not run: TensorFlow.js's WebGPU backend (@tensorflow/tfjs-backend-webgpu) under Node's webgpu package failed: ${tfjs.error}`);
