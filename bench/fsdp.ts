@@ -75,7 +75,7 @@ async function memoryRank(comm: Communicator | null, preset: string, strategy: '
     engine.beginStep();
     await engine.microStep(windows, micro, cfg.seq_len, 1 / group.size);
     await engine.finishStep({ localNorms: false, innerProducts: false, microBatch: micro });
-    engine.update(1e-4, 1);
+    await engine.update(1e-4, 1);
     times.push((performance.now() - t0) / 1000);
   }
   const peakBytes = backend.peakBytes() - base;

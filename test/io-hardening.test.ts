@@ -125,7 +125,7 @@ async function shardedCheckpoint(): Promise<{ dir: string; params: Map<string, F
   const parent = freshDir();
   const dirs = await Promise.all(
     fakeShardComms(J).map((comm) =>
-      writeShardedCheckpoint(parent, 'step-00000002', { config, params: slice(comm.rank, 1), optimizer: { m: slice(comm.rank, 0.5), v: slice(comm.rank, 0.25) }, trainerState: { step: 2 }, step: 2 }, comm),
+      writeShardedCheckpoint(parent, 'step-00000002', { config, params: slice(comm.rank, 1), optimizer: { state: [{ prefix: 'exp_avg.', shards: slice(comm.rank, 0.5) }, { prefix: 'exp_avg_sq.', shards: slice(comm.rank, 0.25) }] }, trainerState: { step: 2 }, step: 2 }, comm),
     ),
   );
   return { dir: dirs[0]!, params };
@@ -293,6 +293,10 @@ test('a shard index that lists a shard twice, out of order, or under another nam
     [(ix) => (ix.units = null), /shard_index\.json: no units, but config\.json's model has 4/],
     [(ix) => ((ix.units as unknown[])[1] = null), /unit 1 is null/],
     [(ix) => (ix.ranks = 1e9), /'ranks' = 1000000000 must be an integer from 1 to 99999/],
+    [(ix) => (ix.optimizer_state = ['../x']), /'optimizer_state' must list at most 8 distinct prefixes like "exp_avg\.", got \["\.\.\/x"\]/],
+    [(ix) => (ix.optimizer_state = ['exp_avg.', 'exp_avg.']), /'optimizer_state' must list at most 8 distinct prefixes/],
+    // State the files do not hold under the names the index gives.
+    [(ix) => (ix.optimizer_state = ['sum.']), /unexpected tensor 'exp_avg\.unit\.0' \(a shard file holds sum\.unit\.<i>/],
   ];
   for (const [edit, re] of cases) {
     const { dir } = await shardedCheckpoint();

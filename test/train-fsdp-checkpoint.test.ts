@@ -24,6 +24,7 @@ import { tempDir } from './helpers/tmp.js';
 import { modelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
 import { formatBytes } from '../src/model/memory.js';
+import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));
 const quiet = { log: () => {}, progress: new Progress(process.stderr, 1e9, false) };
@@ -105,10 +106,10 @@ test('loading a sharded checkpoint restores parameters and moments bit for bit o
   for (const M of [1, 3, 4]) {
     const got = await onRanks(M, async (group, backend) => {
       const model = new Llama(backend, data.config);
-      const e = M === 1 ? new ReplicaEngine(backend, model, group, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false }) : new FsdpEngine(backend, model, group, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false });
+      const e = M === 1 ? new ReplicaEngine(backend, model, group, ADAMW_DEFAULTS) : new FsdpEngine(backend, model, group, ADAMW_DEFAULTS);
       e.loadState(engineStateOf(data, parseTrainerState(data.trainerState, data.dir)));
       const params = e instanceof FsdpEngine ? await e.gatherParams() : (e.replica.params.toHost() as Map<string, Float32Array>);
-      return { params, step: e.adamw.step };
+      return { params, step: e.optimizer.step };
     });
     for (const g of got) {
       for (const [n, t] of data.model) assert.deepEqual(g.params.get(n), t, `M=${M}: ${n}`);
@@ -149,4 +150,24 @@ test('FSDP refuses schedules it cannot serve, and reports the memory of unsharde
   assert.ok(lines.some((l) => l.includes(`(${(layout.paramCount / 1e6).toFixed(2)}M parameters`)), 'the test computes the layout of the model that ran');
   const bytes = 4 * layout.units.reduce((a, u) => a + 2 * Math.ceil(u.size / 2), 0);
   assert.match(line!, new RegExp(`\\(${formatBytes(bytes).replace('.', '\\.')} per rank\\)`));
+});
+
+test('every optimizer: FSDP on 2 ranks, stopped and resumed from its sharded checkpoint, ends bit-identical to a straight run', async () => {
+  for (const optim of ['lamb', 'adagrad', 'adagrad_norm', 'muon'] as const) {
+    const cfgSets = (dir: string): string[] => [...sets(dir, 'fsdp'), `optim.name=${optim}`, 'batch={schedule: constant, batch: 8, max_micro: 2}', 'budget.samples=64'];
+    const straight = join(root, `straight-${optim}`);
+    const [a] = await onRanks(2, (group, backend) => runTrain(loadTrainConfig(undefined, cfgSets(straight)), { ...quiet, group, backend }));
+    const split = join(root, `split-${optim}`);
+    let steps = 0;
+    await onRanks(2, (group, backend) => runTrain(loadTrainConfig(undefined, cfgSets(split)), { ...quiet, group, backend, shouldStop: () => group.rank === 0 && ++steps >= 3 }));
+    const [b] = await onRanks(2, (group, backend) => runTrain(loadResumeConfig(split, undefined, []), { ...quiet, group, backend, resume: true }));
+    assert.ok(b!.resumedFrom, `${optim}: resumed`);
+    const ca = readCheckpoint(a!.checkpoint!);
+    const cb = readCheckpoint(b!.checkpoint!);
+    assert.equal(ca.manifest.layout, 'sharded');
+    for (const [n, t] of ca.model) assert.deepEqual(cb.model.get(n), t, `${optim}: parameter ${n}`);
+    assert.ok(ca.optimizer!.size > 0 || optim === 'adagrad_norm', `${optim}: state tensors saved`);
+    for (const [n, t] of ca.optimizer!) assert.deepEqual(cb.optimizer!.get(n), t, `${optim}: state ${n}`);
+    assert.deepEqual(cb.trainerState.optimizer_scalars, ca.trainerState.optimizer_scalars);
+  }
 });

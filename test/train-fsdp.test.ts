@@ -14,8 +14,10 @@ import { LocalGroup, type ProcessGroup } from '../src/parallel/group.js';
 import type { MetricsRow } from '../src/io/metrics.js';
 import { modelConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
+import { buildLayout } from '../src/model/layout.js';
 import { initialParameters } from '../src/model/params.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
+import { optimConfigSchema, type OptimizerParams } from '../src/optim/config.js';
 import { ReplicaEngine } from '../src/parallel/replica-engine.js';
 import type { TrainEngine } from '../src/parallel/engine.js';
 import { FsdpEngine, type FsdpOptions } from '../src/parallel/fsdp-engine.js';
@@ -34,6 +36,8 @@ interface RunSpec {
   fsdp?: FsdpOptions;
   /** For the one-rank reference: plan as the J-rank run does, so the realized batches are the same. */
   planRanks?: number;
+  /** The optimizer (default AdamW). */
+  optim?: OptimizerParams;
 }
 
 async function runRank(backend: Backend, group: ProcessGroup, spec: RunSpec): Promise<{ rows: MetricsRow[]; params: Map<string, Float32Array> }> {
@@ -42,12 +46,12 @@ async function runRank(backend: Backend, group: ProcessGroup, spec: RunSpec): Pr
   let engine: TrainEngine;
   let params: () => Promise<Map<string, Float32Array>>;
   if (spec.engine === 'fsdp') {
-    const e = new FsdpEngine(backend, model, group, ADAMW_DEFAULTS, spec.fsdp);
+    const e = new FsdpEngine(backend, model, group, spec.optim ?? ADAMW_DEFAULTS, spec.fsdp);
     e.loadState({ params: init });
     engine = e;
     params = () => e.gatherParams();
   } else {
-    const e = new ReplicaEngine(backend, model, group, ADAMW_DEFAULTS);
+    const e = new ReplicaEngine(backend, model, group, spec.optim ?? ADAMW_DEFAULTS);
     e.replica.params.fromHost(init);
     engine = e;
     params = async () => e.replica.params.toHost() as Map<string, Float32Array>;
@@ -140,4 +144,23 @@ test('DDP over the cooperative group equals one rank (2 ranks)', async () => {
   const [ref] = await runWorld(1, { ...spec, planRanks: 2 });
   const ranks = await runWorld(2, spec);
   expectSameRun('DDP J=2', ranks[0]!, ref!);
+});
+
+test('every optimizer: FSDP and DDP on 2 ranks equal one rank (LAMB per-tensor norms and Muon whole matrices across shards)', async () => {
+  // Constant batch 8 in micro-batches of 2, 4 steps; a shortened last step too.
+  const batch = { schedule: 'constant', batch: 8, max_micro: 2 };
+  for (const name of ['adamw', 'lamb', 'adagrad', 'adagrad_norm', 'muon'] as const) {
+    // Weight decay and a non-zero AdaGrad accumulator start, so every term of each update is exercised.
+    const extra = name === 'adagrad' ? { weight_decay: 0.01, lr_decay: 0.1, initial_accumulator_value: 0.1 } : name === 'lamb' ? { weight_decay: 0.01 } : {};
+    const optim = optimConfigSchema.parse({ name, ...extra });
+    const spec: RunSpec = { batch, budget: 8 * 3 + 6, engine: 'fsdp', optim };
+    const [one] = await runWorld(1, { ...spec, engine: 'replica', planRanks: 2 });
+    const [fsdp] = await runWorld(2, spec);
+    const [ddp] = await runWorld(2, { ...spec, engine: 'replica' });
+    expectSameRun(`${name}: FSDP J=2 vs one rank`, fsdp!, one!);
+    expectSameRun(`${name}: DDP J=2 vs one rank`, ddp!, one!);
+    // The optimizer moved the parameters (not a vacuous equality).
+    const init = initialParameters(buildLayout(cfg), 7);
+    assert.ok(relL2(flatten(one!.params), flatten(init as Map<string, Float32Array>)) > 1e-4, `${name}: the parameters changed`);
+  }
 });

@@ -155,3 +155,27 @@ test('SIGKILL while a checkpoint is being written leaves the previous one intact
   assert.equal(r.status, 0, r.stderr);
   assert.ok(!readdirSync(ckDir).some((n) => n.startsWith('.tmp~')), 'the interrupted write was cleaned up');
 });
+
+for (const optim of ['lamb', 'adagrad', 'adagrad_norm', 'muon'] as const) {
+  test(`optim.name=${optim}: N steps + resume + N steps is bit-identical to 2N steps (state, step and scalars in the checkpoint)`, async () => {
+    const sets = (runDir: string): string[] => baseSets(runDir, [`optim.name=${optim}`, 'batch={schedule: constant, batch: 8, max_micro: 8}', 'budget.samples=96']);
+    const straightDir = join(tmp(), `straight-${optim}`);
+    const a = await runTrain(loadTrainConfig(undefined, sets(straightDir)), quiet);
+    const resumedDir = join(tmp(), `resumed-${optim}`);
+    let steps = 0;
+    await runTrain(loadTrainConfig(undefined, sets(resumedDir)), { ...quiet, shouldStop: () => ++steps >= 5 });
+    const b = await runTrain(loadResumeConfig(resumedDir, undefined, []), { ...quiet, resume: true });
+    assert.equal(b.steps, a.steps);
+    const ca = readCheckpoint(a.checkpoint!);
+    const cb = readCheckpoint(b.checkpoint!);
+    assert.equal(ca.trainerState.optimizer, optim);
+    for (const [name, t] of ca.model) assert.deepEqual(cb.model.get(name), t, `parameter ${name} is bit-identical`);
+    assert.deepEqual([...cb.optimizer!.keys()].sort(), [...ca.optimizer!.keys()].sort());
+    for (const [name, t] of ca.optimizer!) assert.deepEqual(cb.optimizer!.get(name), t, `optimizer ${name} is bit-identical`);
+    assert.deepEqual(cb.trainerState.optimizer_scalars, ca.trainerState.optimizer_scalars);
+    if (optim === 'adagrad_norm') assert.ok((ca.trainerState.optimizer_scalars as Record<string, number>).sum_sq_norm! > 0, 'the accumulator is saved');
+    assert.deepEqual(stripClock(readMetrics(join(resumedDir, 'metrics.jsonl'))), stripClock(readMetrics(join(straightDir, 'metrics.jsonl'))));
+    // Another optimizer cannot take this state over.
+    assert.throws(() => loadResumeConfig(resumedDir, undefined, ['optim.name=adamw']), /optim\./);
+  });
+}

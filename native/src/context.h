@@ -96,6 +96,11 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value ClipByGlobalNorm(const Napi::CallbackInfo& info);
   Napi::Value Adamw(const Napi::CallbackInfo& info);
 
+  // ---- optimizers other than AdamW (bind_optim.cc)
+  Napi::Value Adagrad(const Napi::CallbackInfo& info);
+  Napi::Value LambDirection(const Napi::CallbackInfo& info);
+  Napi::Value MuonMomentum(const Napi::CallbackInfo& info);
+
   // ---- layers (bind_layers.cc)
   Napi::Value EmbeddingForward(const Napi::CallbackInfo& info);
   Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info);

@@ -44,6 +44,9 @@ export interface NativeContext {
   accumulateWithNorm: Kernel;
   clipByGlobalNorm: Kernel;
   adamw: Kernel;
+  adagrad: Kernel;
+  lambDirection: Kernel;
+  muonMomentum: Kernel;
   embeddingForward: Kernel;
   embeddingBackward: Kernel;
   rmsnormForward: Kernel;

@@ -75,6 +75,30 @@ export interface AdamWParams {
   step: number;
 }
 
+/** AdaGrad (torch.optim.Adagrad) on one range; lr is the step's rate after lr_decay. */
+export interface AdagradParams {
+  lr: number;
+  eps: number;
+  /** L2 penalty added to the gradient (torch's weight_decay). */
+  weightDecay: number;
+}
+
+/** LAMB's direction (Adam moments with bias correction plus decoupled decay); no learning rate. */
+export interface LambParams {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based optimizer step, for bias correction. */
+  step: number;
+}
+
+/** Muon's momentum (KellerJordan/Muon: an EMA of the gradient, Nesterov look-ahead by default). */
+export interface MuonMomentumParams {
+  beta: number;
+  nesterov: boolean;
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -211,6 +235,25 @@ export interface Backend {
 
   /** Decoupled-weight-decay Adam (AdamW, as torch.optim.AdamW) on one contiguous range. */
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void;
+
+  /**
+   * AdaGrad as torch.optim.Adagrad on one range: g' = g + wd·param; sum += g'²;
+   * param -= lr·g'/(√sum + eps).
+   */
+  adagrad(param: Tensor, grad: Tensor, sum: Tensor, p: AdagradParams): void;
+
+  /**
+   * LAMB's first half on one range: m, v updated as Adam's, and grad overwritten with the direction
+   * u = m̂/(√v̂ + eps) + wd·param (the caller takes the trust ratio from ‖param‖ and ‖u‖, then
+   * param -= lr·ratio·u with axpy).
+   */
+  lambDirection(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: LambParams): void;
+
+  /**
+   * Muon's momentum on one range: buf ← buf + (1−β)(grad − buf), and grad overwritten with the
+   * update to orthogonalise: grad + β(buf − grad) (Nesterov) or buf.
+   */
+  muonMomentum(grad: Tensor, buf: Tensor, p: MuonMomentumParams): void;
 }
 
 export interface HeadLossArgs {

@@ -2,7 +2,7 @@
  * Argument validation shared by every backend: each kernel checks shapes, dtypes and ownership
  * before any memory is touched, and throws an error that names the offending argument.
  */
-import { shapeSize, type AttentionDims, type DecodeDims, type DType, type HeadLossArgs, type LowpDType, type Tensor } from './backend.js';
+import { shapeSize, type AdagradParams, type AttentionDims, type DecodeDims, type DType, type HeadLossArgs, type LambParams, type LowpDType, type MuonMomentumParams, type Tensor } from './backend.js';
 
 export class BackendArgumentError extends Error {
   constructor(kernel: string, message: string) {
@@ -257,6 +257,42 @@ export function checkAdamW(backend: string, param: Tensor, grad: Tensor, m: Tens
   checkInt(K, 'step', p.step, 1);
   if (p.beta1 < 0 || p.beta1 >= 1) fail(K, `beta1 must be in [0, 1), got ${p.beta1}`);
   if (p.beta2 < 0 || p.beta2 >= 1) fail(K, `beta2 must be in [0, 1), got ${p.beta2}`);
+}
+
+/** The tensors of an optimizer kernel: float, one dtype, one size (the first one's). */
+function checkOptimTensors(backend: string, kernel: string, named: ReadonlyArray<readonly [string, Tensor]>): void {
+  const [first] = named;
+  checkTensor(kernel, first![0], first![1], backend, ['f32', 'f64']);
+  for (const [n, t] of named.slice(1)) checkTensor(kernel, n, t, backend, first![1].dtype);
+  checkSameSize(kernel, named.map(([n]) => n), named.map(([, t]) => t));
+}
+
+function checkBeta(kernel: string, name: string, beta: number): void {
+  checkFinite(kernel, name, beta);
+  if (beta < 0 || beta >= 1) fail(kernel, `${name} must be in [0, 1), got ${beta}`);
+}
+
+export function checkAdagrad(backend: string, param: Tensor, grad: Tensor, sum: Tensor, p: AdagradParams): void {
+  const K = 'adagrad';
+  checkOptimTensors(backend, K, [['param', param], ['grad', grad], ['sum', sum]]);
+  for (const k of ['lr', 'eps', 'weightDecay'] as const) checkFinite(K, k, p[k]);
+  if (!(p.eps > 0)) fail(K, `eps must be positive, got ${p.eps}`);
+}
+
+export function checkLambDirection(backend: string, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: LambParams): void {
+  const K = 'lambDirection';
+  checkOptimTensors(backend, K, [['param', param], ['grad', grad], ['m', m], ['v', v]]);
+  for (const k of ['eps', 'weightDecay'] as const) checkFinite(K, k, p[k]);
+  checkBeta(K, 'beta1', p.beta1);
+  checkBeta(K, 'beta2', p.beta2);
+  checkInt(K, 'step', p.step, 1);
+}
+
+export function checkMuonMomentum(backend: string, grad: Tensor, buf: Tensor, p: MuonMomentumParams): void {
+  const K = 'muonMomentum';
+  checkOptimTensors(backend, K, [['grad', grad], ['buf', buf]]);
+  checkBeta(K, 'beta', p.beta);
+  if (typeof p.nesterov !== 'boolean') fail(K, `nesterov must be a boolean, got ${String(p.nesterov)}`);
 }
 
 export function checkView(backend: string, t: Tensor, offset: number, shape: readonly number[]): number {

@@ -3,9 +3,11 @@
  * J ranks writes the slice of every unit's flat buffer it owns; nothing is gathered to one rank.
  *
  *   model-shard-0000r-of-0000J.safetensors      `unit.<u>` F32 [s_u]: rank r's parameters of unit u
- *   optimizer-shard-0000r-of-0000J.safetensors  `exp_avg.unit.<u>`, `exp_avg_sq.unit.<u>` (AdamW moments)
+ *   optimizer-shard-0000r-of-0000J.safetensors  `<prefix>unit.<u>` for each optimizer state prefix
+ *                                               (AdamW: `exp_avg.`, `exp_avg_sq.`; docs/optimizers.md)
  *   shard_index.json   {format: "adabatch-fsdp-shards", version: 1, ranks: J,
- *                       units: [{index, size: S_u, shard_size: s_u}], model: [files], optimizer: [files]}
+ *                       units: [{index, size: S_u, shard_size: s_u}], model: [files], optimizer: [files],
+ *                       optimizer_state: [prefixes]}   (absent in older checkpoints: AdamW's two)
  *   config.json, trainer_state.json, tokenizer.json, checksums.json   as in a consolidated checkpoint
  * Unit u (S_u elements, layout order of src/model/layout.ts) is padded to J·s_u, s_u = ⌈S_u/J⌉, and
  * rank r owns [r·s_u, (r+1)·s_u).
@@ -48,7 +50,13 @@ export interface ShardIndex {
   units: Array<{ index: number; size: number; shard_size: number }>;
   model: string[];
   optimizer: string[];
+  /** The optimizer state's tensor prefixes, in file order (absent: AdamW's exp_avg. and exp_avg_sq.). */
+  optimizer_state?: string[];
 }
+
+/** Prefixes an optimizer state name may have: lower-case words ending in a dot, at most this many. */
+const STATE_PREFIX = /^[a-z][a-z0-9_]*\.$/;
+const MAX_STATE_PREFIXES = 8;
 
 /** What the ranks need to agree on and synchronise with during a collective write. */
 export interface ShardComm {
@@ -63,8 +71,8 @@ export interface ShardedCheckpointContent {
   config: ModelConfig;
   /** This rank's parameter shard of each unit (s_u elements, layout order). */
   params: readonly (HostArray | (() => HostArray))[];
-  /** This rank's AdamW moment shards, or null to write no optimizer state. */
-  optimizer: { m: readonly (HostArray | (() => HostArray))[]; v: readonly (HostArray | (() => HostArray))[]; metadata?: Record<string, string> } | null;
+  /** This rank's optimizer state shards, one list per state prefix, or null to write no optimizer state. */
+  optimizer: { state: ReadonlyArray<{ prefix: string; shards: readonly (HostArray | (() => HostArray))[] }>; metadata?: Record<string, string> } | null;
   /** Rank 0's values are written (every rank passes them; only rank 0 uses them). */
   trainerState: Record<string, unknown>;
   tokenizerJson?: string;
@@ -105,7 +113,7 @@ export async function writeShardedCheckpoint(parentDir: string, name: string, c:
   const files: Record<string, FileDigest> = {};
   files[modelShardFile(rank, J)] = writeTensorFile(tmp, modelShardFile(rank, J), shardTensors('', c.params, sizes), { format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
   if (c.optimizer) {
-    const t = [...shardTensors(ADAMW_PREFIX.m, c.optimizer.m, sizes), ...shardTensors(ADAMW_PREFIX.v, c.optimizer.v, sizes)];
+    const t = c.optimizer.state.flatMap(({ prefix, shards }) => shardTensors(prefix, shards, sizes));
     files[optimizerShardFile(rank, J)] = writeTensorFile(tmp, optimizerShardFile(rank, J), t, { ...c.optimizer.metadata, format: SHARD_INDEX_FORMAT, rank: String(rank), ranks: String(J) });
   }
   writeFileDurable(join(tmp, digestSidecar(rank)), JSON.stringify(files));
@@ -123,6 +131,7 @@ export async function writeShardedCheckpoint(parentDir: string, name: string, c:
       units: layout.units.map((u, i) => ({ index: i, size: u.size, shard_size: sizes[i]! })),
       model: Array.from({ length: J }, (_, r) => modelShardFile(r, J)),
       optimizer: c.optimizer ? Array.from({ length: J }, (_, r) => optimizerShardFile(r, J)) : [],
+      ...(c.optimizer && { optimizer_state: c.optimizer.state.map((s) => s.prefix) }),
     };
     files[SHARD_INDEX_FILE] = writeFileDurable(join(tmp, SHARD_INDEX_FILE), JSON.stringify(index, null, 1) + '\n');
     const F = CHECKPOINT_FILES;
@@ -198,6 +207,7 @@ function readIndex(dir: string, text: string, config: ModelConfig, manifest?: Ch
   };
   checkList('model', modelShardFile, false);
   checkList('optimizer', optimizerShardFile, true);
+  statePrefixes(idx, path);
   // Nothing is enumerated from the config before its unit count and parameter count are checked.
   const nUnits = config.n_layers + 2;
   if (!Array.isArray(idx.units) || idx.units.length !== nUnits) throw new UserError(`${path}: ${Array.isArray(idx.units) ? idx.units.length : 'no'} units, but config.json's model has ${nUnits}`);
@@ -230,7 +240,7 @@ export function checkShardIndex(dir: string, indexText: string, config: ModelCon
  */
 export function checkShardFiles(dir: string, idx: ShardIndex, withOptimizer: boolean): void {
   const lists: Array<[string[], string[]]> = [[idx.model, ['']]];
-  if (withOptimizer && idx.optimizer.length) lists.push([idx.optimizer, [ADAMW_PREFIX.m, ADAMW_PREFIX.v]]);
+  if (withOptimizer && idx.optimizer.length) lists.push([idx.optimizer, statePrefixes(idx, join(dir, SHARD_INDEX_FILE))]);
   for (const [files, prefixes] of lists) {
     files.forEach((file, r) => {
       const path = join(dir, file);
@@ -252,6 +262,15 @@ export function checkShardFiles(dir: string, idx: ShardIndex, withOptimizer: boo
   }
 }
 
+/** The optimizer state prefixes the index names (AdamW's two when it names none), validated. */
+function statePrefixes(idx: ShardIndex, path: string): string[] {
+  const list = idx.optimizer_state as unknown;
+  if (list === undefined) return [ADAMW_PREFIX.m, ADAMW_PREFIX.v];
+  const ok = Array.isArray(list) && list.length <= MAX_STATE_PREFIXES && list.every((p) => typeof p === 'string' && STATE_PREFIX.test(p)) && new Set(list).size === list.length;
+  if (!ok) throw new UserError(`${path}: 'optimizer_state' must list at most ${MAX_STATE_PREFIXES} distinct prefixes like "exp_avg.", got ${JSON.stringify(list)}`);
+  return list as string[];
+}
+
 /** A shard file holds exactly `<prefix>unit.<i>` for each prefix and unit: anything else is not ours. */
 function refuseOtherTensors(path: string, names: Iterable<string>, prefixes: string[], units: number): void {
   for (const name of names) {
@@ -263,14 +282,14 @@ function refuseOtherTensors(path: string, names: Iterable<string>, prefixes: str
 
 /**
  * Assembles whole tensors from the shards: the model by Hugging Face name and, when wanted, the
- * AdamW moments as exp_avg.<name> / exp_avg_sq.<name>. Every file is verified against the manifest.
+ * optimizer state as <prefix><name> (AdamW: exp_avg.<name> / exp_avg_sq.<name>). Every file is verified against the manifest.
  */
 export function readShardedTensors(dir: string, manifest: CheckpointManifest, config: ModelConfig, indexText: string, withOptimizer: boolean): { model: Map<string, Float32Array>; optimizer: Map<string, HostArray> | null; optimizerMetadata: Record<string, string> | null } {
   const idx = readIndex(dir, indexText, config, manifest);
   const layout = buildLayout(config);
   const assemble = (fileList: string[], prefixes: string[]): { out: Map<string, Float32Array>; metadata: Record<string, string> } => {
     // The whole tensors are allocated up front: only once the files are known to be large enough.
-    checkListFits(dir, fileList, manifest, config, prefixes.length);
+    if (prefixes.length) checkListFits(dir, fileList, manifest, config, prefixes.length);
     const flats = prefixes.map(() => layout.units.map((u) => new Float32Array(u.size)));
     let metadata: Record<string, string> = {};
     fileList.forEach((file, r) => {
@@ -299,7 +318,7 @@ export function readShardedTensors(dir: string, manifest: CheckpointManifest, co
   };
   const model = assemble(idx.model, ['']).out;
   if (!withOptimizer || idx.optimizer.length === 0) return { model, optimizer: null, optimizerMetadata: null };
-  const opt = assemble(idx.optimizer, [ADAMW_PREFIX.m, ADAMW_PREFIX.v]);
+  const opt = assemble(idx.optimizer, statePrefixes(idx, join(dir, SHARD_INDEX_FILE)));
   return { model, optimizer: opt.out, optimizerMetadata: opt.metadata };
 }
 

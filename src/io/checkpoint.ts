@@ -284,7 +284,7 @@ export function tensorEntriesFromBuffers(buffers: Pick<UnitBuffers, 'layout' | '
 }
 
 /** The tensors whose names start with `prefix`, keyed by the rest (e.g. exp_avg.<name> → <name>). */
-export function tensorsWithPrefix<T extends HostArray>(tensors: ReadonlyMap<string, T>, prefix: string): Map<string, T> {
+export function tensorsWithPrefix<T>(tensors: ReadonlyMap<string, T>, prefix: string): Map<string, T> {
   const out = new Map<string, T>();
   for (const [name, t] of tensors) if (name.startsWith(prefix)) out.set(name.slice(prefix.length), t);
   return out;

@@ -14,6 +14,8 @@ export interface MemoryOptions {
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
   /** Bytes per element of parameters, gradients and moments (float32). */
   bytesPerElement?: number;
+  /** Parameter-sized optimizer state buffers (default 2, AdamW's moments; optim/config.ts has each optimizer's). */
+  optimizerBuffers?: number;
   /** GEMM input precision: bf16 / f16 add 16-bit copies of the block weight matrices and of the GEMM inputs. */
   precision?: Precision;
 }
@@ -21,7 +23,7 @@ export interface MemoryOptions {
 export interface MemoryEstimate {
   params: number;
   grads: number;
-  /** AdamW's two moments. */
+  /** The optimizer's state (AdamW: its two moments). */
   optimizer: number;
   /** Forward caches and backward scratch for one micro-batch. */
   activations: number;
@@ -89,7 +91,7 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
   }
   const params = owned * bytes;
   const gradsBytes = owned * bytes;
-  const optimizer = 2 * owned * bytes;
+  const optimizer = (opts.optimizerBuffers ?? 2) * owned * bytes;
   return { params, grads: gradsBytes, optimizer, activations, gradScratch, gathered, headScratch, lowPrecision, total: params + gradsBytes + optimizer + activations + gradScratch + gathered + headScratch + lowPrecision };
 }
 

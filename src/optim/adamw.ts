@@ -1,31 +1,31 @@
 /**
- * AdamW over flat unit buffers. The moments mirror the parameters unit by unit; weight decay applies
- * to matrices and embeddings and (by default) not to norm weights, using the layout's ranges.
+ * AdamW over flat unit buffers (torch.optim.AdamW). The moments mirror the parameters unit by unit;
+ * weight decay applies to matrices and embeddings and (by default) not to norm weights, using the
+ * layout's ranges.
  */
 import type { Backend, Tensor } from '../backend/backend.js';
 import type { ModelLayout } from '../model/layout.js';
 import { UnitBuffers } from '../model/params.js';
+import { OPTIMIZER_DEFAULTS, type AdamWConfig } from './config.js';
+import type { Optimizer, OptimizerStateBuffer } from './optimizer.js';
+import { ownedDecayRuns, ownedRange, ownedSizes, piece, type UnitRange } from './owned.js';
 
-export interface AdamWConfig {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weight_decay: number;
-  /** Apply weight decay to norm weights too (off by default, as is common for Llama training). */
-  decay_norms: boolean;
-}
+export type { AdamWConfig } from './config.js';
+export type { UnitRange } from './owned.js';
 
-export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, decay_norms: false };
+/**
+ * The moments' checkpoint names, as torch's AdamW state names them. Sharded checkpoints that predate
+ * shard_index.json's optimizer_state hold these (io/checkpoint-format.ts's ADAMW_STATE: equal).
+ */
+export const ADAMW_STATE = { m: 'exp_avg.', v: 'exp_avg_sq.' } as const;
 
-/** The part of a unit this optimizer owns: the whole unit, or a shard [offset, offset + size). */
-export interface UnitRange {
-  offset: number;
-  size: number;
-}
+export const ADAMW_DEFAULTS = { name: 'adamw', ...OPTIMIZER_DEFAULTS.adamw } as const satisfies AdamWConfig & { name: 'adamw' };
 
-export class AdamW {
+export class AdamW implements Optimizer {
+  readonly name = 'adamw';
   readonly m: UnitBuffers;
   readonly v: UnitBuffers;
+  readonly state: readonly OptimizerStateBuffer[];
   /** Optimizer steps taken (the bias-correction counter). */
   step = 0;
 
@@ -33,41 +33,48 @@ export class AdamW {
     readonly backend: Backend,
     readonly layout: ModelLayout,
     readonly config: AdamWConfig = ADAMW_DEFAULTS,
-    readonly ranges?: UnitRange[],
+    readonly ranges?: readonly UnitRange[],
   ) {
-    const sizes = layout.units.map((u, i) => ranges?.[i]?.size ?? u.size);
+    const sizes = ownedSizes(layout, ranges);
     this.m = new UnitBuffers(backend, layout, 'f32', sizes);
     this.v = new UnitBuffers(backend, layout, 'f32', sizes);
+    this.state = [
+      { prefix: ADAMW_STATE.m, buffers: this.m },
+      { prefix: ADAMW_STATE.v, buffers: this.v },
+    ];
+  }
+
+  scalars(): Record<string, number> {
+    return {};
+  }
+
+  loadScalars(): void {}
+
+  /** The Optimizer protocol's update (AdamW needs nothing from the context). */
+  async update(params: readonly Tensor[], grads: readonly Tensor[], lr: number): Promise<void> {
+    this.updateSync(params, grads, lr);
   }
 
   /**
    * One update. params[u] and grads[u] hold the unit's owned range (the whole unit unless `ranges`
    * was given).
    */
-  update(params: readonly Tensor[], grads: readonly Tensor[], lr: number): void {
+  updateSync(params: readonly Tensor[], grads: readonly Tensor[], lr: number): void {
     this.step++;
-    const backend = this.backend;
     const { beta1, beta2, eps, weight_decay, decay_norms } = this.config;
     for (const unit of this.layout.units) {
-      const own = this.ranges?.[unit.index] ?? { offset: 0, size: unit.size };
-      const p = params[unit.index]!;
-      const g = grads[unit.index]!;
-      const m = this.m.unit(unit.index);
-      const v = this.v.unit(unit.index);
-      const groups: Array<[Array<[number, number]>, number]> = [
-        [unit.decayRanges, weight_decay],
-        [unit.noDecayRanges, decay_norms ? weight_decay : 0],
-      ];
-      for (const [ranges, wd] of groups) {
-        for (const [start, end] of ranges) {
-          // Intersect the parameter range with the owned range, in owned-range coordinates.
-          const lo = Math.max(start, own.offset) - own.offset;
-          const hi = Math.min(end, own.offset + own.size) - own.offset;
-          if (hi <= lo) continue;
-          const view = (t: Tensor): Tensor => backend.view(t, lo, [hi - lo]);
-          backend.adamw(view(p), view(g), view(m), view(v), { lr, beta1, beta2, eps, weightDecay: wd, step: this.step });
-        }
-      }
+      const own = ownedRange(this.layout, this.ranges, unit.index);
+      this.updateRuns(params[unit.index]!, grads[unit.index]!, unit.index, ownedDecayRuns(unit, own, weight_decay, decay_norms), lr, { beta1, beta2, eps });
+    }
+  }
+
+  /** AdamW on the given [lo, hi) runs of one unit (Muon uses it for what it does not orthogonalise). */
+  updateRuns(p: Tensor, g: Tensor, unit: number, runs: ReadonlyArray<{ lo: number; hi: number; wd: number }>, lr: number, h: { beta1: number; beta2: number; eps: number }): void {
+    const backend = this.backend;
+    const m = this.m.unit(unit);
+    const v = this.v.unit(unit);
+    for (const run of runs) {
+      backend.adamw(piece(backend, p, run), piece(backend, g, run), piece(backend, m, run), piece(backend, v, run), { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: run.wd, step: this.step });
     }
   }
 

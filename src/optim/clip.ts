@@ -15,3 +15,10 @@ export function clipToNorm(backend: Backend, grads: readonly Tensor[], stats: Te
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) return;
   for (const g of grads) backend.clipByGlobalNorm(g, stats, slot, maxNorm);
 }
+
+/** ‖g‖² after clipToNorm with the same maxNorm (the factor computed as the kernels do, in float64). */
+export function clippedSqNorm(sqNorm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) return sqNorm;
+  const coef = Math.min(1, maxNorm / (Math.sqrt(sqNorm) + 1e-6));
+  return sqNorm * coef * coef;
+}

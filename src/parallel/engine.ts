@@ -9,7 +9,8 @@ import type { GradientCollector } from '../batch/types.js';
 import type { HfTokenIds } from '../io/hf-config.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Llama, UnitAccess } from '../model/llama.js';
-import type { AdamW } from '../optim/adamw.js';
+import type { OptimizerName } from '../optim/config.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import type { ProcessGroup } from './group.js';
 
 /**
@@ -62,8 +63,18 @@ export type TensorSource = ReadonlyMap<string, ArrayLike<number>> | ((unit: numb
 /** An engine's state as whole tensors: a fresh initialisation, init_from weights, or a checkpoint. */
 export interface EngineState {
   params: TensorSource;
-  /** AdamW moments by parameter name and the optimizer's step count (absent: parameters only). */
-  optimizer?: { m: ReadonlyMap<string, ArrayLike<number>>; v: ReadonlyMap<string, ArrayLike<number>>; step: number };
+  /** The optimizer's state (absent: parameters only). */
+  optimizer?: OptimizerSnapshot;
+}
+
+/** An optimizer's state as whole tensors, as a checkpoint holds it. */
+export interface OptimizerSnapshot {
+  /** The optimizer that wrote it: loading into another one is refused. */
+  name: OptimizerName;
+  /** State tensors by `<prefix><parameter name>` (e.g. exp_avg.model.norm.weight). */
+  tensors: ReadonlyMap<string, ArrayLike<number>>;
+  step: number;
+  scalars: Readonly<Record<string, number>>;
 }
 
 /** What a checkpoint holds besides the engine's state (written with it, by whichever ranks write). */
@@ -79,8 +90,8 @@ export interface TrainEngine {
   readonly backend: Backend;
   readonly model: Llama;
   readonly group: ProcessGroup;
-  /** The optimizer (its moments mirror this rank's parameters: whole units or shards). */
-  readonly adamw: AdamW;
+  /** The optimizer (its state mirrors this rank's parameters: whole units or shards). */
+  readonly optimizer: Optimizer;
   /**
    * Every rank must run the same sequence of micro-steps (FSDP's per-unit collectives): a rank with
    * no samples left in a shortened step runs a zero-weight dummy micro-step instead of none.
@@ -92,12 +103,12 @@ export interface TrainEngine {
   loadState(state: EngineState): void;
   /**
    * Makes every rank's copy equal rank 0's where ranks hold copies (DDP replicas: parameters, and the
-   * AdamW moments with `optimizer`), so a rank that read a different file, or none, cannot drift
+   * optimizer state with `optimizer`), so a rank that read a different file, or none, cannot drift
    * silently. Sharded engines hold no copies. A collective: every rank calls it.
    */
   broadcastState(opts: { optimizer: boolean }): Promise<void>;
   /**
-   * Writes parameters and AdamW moments with `frame` as checkpoint `name` under parentDir: one
+   * Writes parameters and optimizer state with `frame` as checkpoint `name` under parentDir: one
    * consolidated file written by rank 0 (replicas), or each rank's shards (FSDP). A collective.
    * Returns the checkpoint directory on rank 0 and null on the others.
    */
@@ -111,8 +122,8 @@ export interface TrainEngine {
   microStep(windows: Int32Array, batch: number, seqLen: number, weight: number, dummy?: boolean): Promise<void>;
   /** Reduces the gradient across ranks and returns the step's statistics. */
   finishStep(req: StatRequest): Promise<StepScalars>;
-  /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies AdamW at `lr`. */
-  update(lr: number, maxNorm: number): void;
+  /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies the optimizer at `lr`. A collective under FSDP. */
+  update(lr: number, maxNorm: number): Promise<void>;
   /** Σ loss and token count over `count` windows (no gradients), in micro-batches of at most maxBatch. */
   evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }>;
   free(): void;

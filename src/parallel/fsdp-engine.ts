@@ -1,6 +1,6 @@
 /**
- * FSDP / ZeRO-3: each of the J ranks owns 1/J of every unit's flat parameters, gradients and AdamW
- * moments. A unit's full parameters exist only while it is in use: all-gathered just before its
+ * FSDP / ZeRO-3: each of the J ranks owns 1/J of every unit's flat parameters, gradients and
+ * optimizer state. A unit's full parameters exist only while it is in use: all-gathered just before its
  * forward and again before its backward (or kept in between with reshardAfterForward = false), then
  * freed. Each micro-step's gradient of a unit is reduce-scattered right after the unit's backward,
  * so no rank ever holds the whole model's gradient; the optimizer updates only the local shard.
@@ -13,17 +13,26 @@
  *   local gradient (one extra gradient of memory) and reduce-scatters once per step instead.
  *
  * Unit u of S elements is padded to J·s elements with s = ⌈S/J⌉; rank r owns [r·s, (r+1)·s). The
- * padding is zero and stays zero (its gradient is zero and no AdamW range covers it).
+ * padding is zero and stays zero (its gradient is zero, so no optimizer moves it).
+ *
+ * Optimizers that need whole-tensor or whole-model quantities get them through the UpdateContext:
+ * per-tensor partial sums all-reduced as one float64 vector (LAMB's norms), units all-gathered
+ * (Muon's Newton–Schulz), and ‖ḡ‖² from the step's scalar reduction (AdaGrad-Norm).
  */
 import type { Backend, HostArray, Tensor } from '../backend/backend.js';
 import type { GradientCollector } from '../batch/types.js';
 import { writeShardedCheckpoint } from '../io/checkpoint-sharded.js';
 import type { GradSink, Llama, UnitAccess } from '../model/llama.js';
-import { AdamW, type AdamWConfig, type UnitRange } from '../optim/adamw.js';
-import { clipToNorm } from '../optim/clip.js';
+import { tensorsWithPrefix } from '../io/checkpoint.js';
+import { clippedSqNorm, clipToNorm } from '../optim/clip.js';
+import type { OptimizerParams } from '../optim/config.js';
+import { createOptimizer } from '../optim/create.js';
+import type { Optimizer, UpdateContext } from '../optim/optimizer.js';
+import type { UnitRange } from '../optim/owned.js';
 import { Spans } from '../util/spans.js';
 import { type CheckpointFrame, type EngineState, evalLossWith, SLOT, STAT_SLOTS, type StatRequest, type StepScalars, type TensorSource, type TrainEngine, WindowUploader } from './engine.js';
 import type { ProcessGroup } from './group.js';
+import { checkSnapshotOptimizer, optimizerMetadata } from './optimizer-state.js';
 import { reduceRankScalars, stepScalars } from './step-scalars.js';
 
 export interface FsdpOptions {
@@ -59,7 +68,7 @@ class BufferPool {
 
 export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
   readonly lockstep = true;
-  readonly adamw: AdamW;
+  readonly optimizer: Optimizer;
   /** Per unit: shard size s (elements each rank owns) and the unit's real size S. */
   readonly shardSize: number[];
   readonly unitSize: number[];
@@ -67,6 +76,8 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
   readonly params: Tensor[];
   readonly grads: Tensor[];
   private readonly stats: Tensor;
+  /** ‖ḡ‖² of this step's reduced gradient (before clipping), summed over the shards. */
+  private globalSqNorm = 0;
   private readonly pool: BufferPool;
   private readonly gathered = new Map<number, Tensor>();
   private readonly openGrads = new Map<number, Tensor>();
@@ -83,7 +94,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     readonly backend: Backend,
     readonly model: Llama,
     readonly group: ProcessGroup,
-    adamwConfig: AdamWConfig,
+    optimConfig: OptimizerParams,
     readonly options: FsdpOptions = { reshardAfterForward: true, unshardedAccumulation: false },
   ) {
     const J = group.size;
@@ -93,7 +104,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     this.params = this.shardSize.map((s) => backend.alloc([s]));
     this.grads = this.shardSize.map((s) => backend.alloc([s]));
     const ranges: UnitRange[] = this.shardSize.map((s) => ({ offset: r * s, size: s }));
-    this.adamw = new AdamW(backend, model.layout, adamwConfig, ranges);
+    this.optimizer = createOptimizer(backend, model.layout, optimConfig, ranges);
     this.stats = backend.alloc([STAT_SLOTS], 'f64');
     this.pool = new BufferPool(backend);
     this.uploader = new WindowUploader(backend);
@@ -113,7 +124,12 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
    */
   loadState(state: EngineState): void {
     this.loadParams(state.params);
-    if (state.optimizer) this.loadOptimizer(state.optimizer.m, state.optimizer.v, state.optimizer.step);
+    if (state.optimizer) {
+      checkSnapshotOptimizer(this.optimizer, state.optimizer);
+      for (const { prefix, buffers } of this.optimizer.state) this.loadShards(tensorsWithPrefix(state.optimizer.tensors, prefix), buffers.units, 'optimizer state');
+      this.optimizer.step = state.optimizer.step;
+      this.optimizer.loadScalars(state.optimizer.scalars);
+    }
   }
 
   /** Shards hold no copies: nothing to make equal. */
@@ -126,42 +142,29 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     const dir = await writeShardedCheckpoint(parentDir, name, {
       ...frame,
       params: this.params.map(shard),
-      optimizer: { m: this.adamw.m.units.map(shard), v: this.adamw.v.units.map(shard), metadata: { adamw_step: String(this.adamw.step) } },
+      optimizer: { state: this.optimizer.state.map(({ prefix, buffers }) => ({ prefix, shards: buffers.units.map(shard) })), metadata: optimizerMetadata(this.optimizer) },
     }, { rank: group.rank, size: group.size, barrier: () => group.barrier(), agree: async (x) => (await group.allReduceScalars(Float64Array.of(x), 'sum'))[0]! });
     return group.rank === 0 ? dir : null;
   }
 
   private loadParams(source: TensorSource): void {
-    const r = this.group.rank;
-    for (const unit of this.model.layout.units) {
-      const full = typeof source === 'function' ? source(unit.index) : source;
-      const s = this.shardSize[unit.index]!;
-      const flat = new Float32Array(this.padded(unit.index));
-      for (const v of unit.views) {
-        const data = full.get(v.name);
-        if (!data || data.length !== v.size) throw new Error(`missing or mis-sized tensor '${v.name}'`);
-        flat.set(data, v.offset);
-      }
-      this.backend.upload(this.params[unit.index]!, flat.subarray(r * s, (r + 1) * s));
-    }
+    for (const unit of this.model.layout.units) this.loadShards(typeof source === 'function' ? source(unit.index) : source, this.params, 'tensor', [unit.index]);
   }
 
-  /** Loads this rank's AdamW moment shards from full named moments, and the step counter. */
-  private loadOptimizer(m: ReadonlyMap<string, ArrayLike<number>>, v: ReadonlyMap<string, ArrayLike<number>>, step: number): void {
+  /** Uploads this rank's slice of each unit (all, or `units`) of whole named tensors into `targets`. */
+  private loadShards(full: ReadonlyMap<string, ArrayLike<number>>, targets: readonly Tensor[], what: string, units?: readonly number[]): void {
     const r = this.group.rank;
-    for (const [moments, target] of [[m, this.adamw.m], [v, this.adamw.v]] as const) {
-      for (const unit of this.model.layout.units) {
-        const s = this.shardSize[unit.index]!;
-        const flat = new Float32Array(this.padded(unit.index));
-        for (const view of unit.views) {
-          const data = moments.get(view.name);
-          if (!data || data.length !== view.size) throw new Error(`missing or mis-sized optimizer moment for '${view.name}'`);
-          flat.set(data, view.offset);
-        }
-        this.backend.upload(target.unit(unit.index), flat.subarray(r * s, (r + 1) * s));
+    for (const u of units ?? this.model.layout.units.map((x) => x.index)) {
+      const unit = this.model.layout.units[u]!;
+      const s = this.shardSize[u]!;
+      const flat = new Float32Array(this.padded(u));
+      for (const v of unit.views) {
+        const data = full.get(v.name);
+        if (!data || data.length !== v.size) throw new Error(`missing or mis-sized ${what} '${v.name}'`);
+        flat.set(data, v.offset);
       }
+      this.backend.upload(targets[u]!, flat.subarray(r * s, (r + 1) * s));
     }
-    this.adamw.step = step;
   }
 
   /** The full parameters by name, gathered from every rank (a collective: every rank must call it). */
@@ -284,6 +287,7 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     // ‖ḡ‖² is the sum of the shards' norms: it rides in the step's one scalar reduction.
     const reduced = await reduceRankScalars(this.group, { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]!, microSqNormSum: s[SLOT.MICRO]!, localSqNorm: s[SLOT.LOCAL]!, dot: 0, dotSq: 0, globalSqNormShare: s[SLOT.GLOBAL]! }, req.flags ?? []);
     const globalSqNorm = reduced.sums.globalSqNormShare;
+    this.globalSqNorm = globalSqNorm;
     // Clipping reads ‖ḡ‖² on the device: put the reduced value there.
     const fixed = Float64Array.from(s);
     fixed[SLOT.GLOBAL] = globalSqNorm;
@@ -291,9 +295,23 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
     return stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats);
   }
 
-  update(lr: number, maxNorm: number): void {
+  async update(lr: number, maxNorm: number): Promise<void> {
     clipToNorm(this.backend, this.grads, this.stats, SLOT.GLOBAL, maxNorm);
-    this.adamw.update(this.params, this.grads, lr);
+    await this.optimizer.update(this.params, this.grads, lr, this.updateContext(clippedSqNorm(this.globalSqNorm, maxNorm)));
+  }
+
+  /** Whole-tensor quantities for the optimizer: sums over the ranks, units gathered into scratch. */
+  private updateContext(gradSqNorm: number): UpdateContext {
+    return {
+      gradSqNorm,
+      sumOverShards: (values) => this.group.allReduceScalars(values, 'sum'),
+      gatherUnit: async (unit, shard) => {
+        const full = this.pool.take(this.padded(unit));
+        await this.group.allGather(full, shard);
+        return full;
+      },
+      releaseUnit: (_unit, full) => this.pool.give(full),
+    };
   }
 
   evalLoss(windows: Int32Array, count: number, seqLen: number, maxBatch: number): Promise<{ lossSum: number; tokens: number }> {
@@ -302,20 +320,20 @@ export class FsdpEngine implements TrainEngine, UnitAccess, GradSink {
 
 
   /**
-   * Bytes of this rank's shards (parameters, gradients, AdamW moments), the high-water mark of the
+   * Bytes of this rank's shards (parameters, gradients, optimizer state), the high-water mark of the
    * full-unit buffers in use at once (gathered parameters and open gradients), and the unsharded
    * local gradient when kept.
    */
   memory(): { shards: number; gatheredPeak: number; localAccumulation: number } {
     const shardElems = this.shardSize.reduce((a, b) => a + b, 0);
-    return { shards: 4 * shardElems * 4, gatheredPeak: 4 * this.pool.peak, localAccumulation: this.localAcc ? 4 * this.shardSize.reduce((a, s) => a + s * this.group.size, 0) : 0 };
+    return { shards: (2 + this.optimizer.state.length) * shardElems * 4, gatheredPeak: 4 * this.pool.peak, localAccumulation: this.localAcc ? 4 * this.shardSize.reduce((a, s) => a + s * this.group.size, 0) : 0 };
   }
 
   free(): void {
     for (const u of [...this.gathered.keys()]) this.drop(u);
     this.pool.dispose();
     for (const t of [...this.params, ...this.grads, ...(this.localAcc ?? [])]) this.backend.free(t);
-    this.adamw.free();
+    this.optimizer.free();
     this.backend.free(this.stats);
     this.uploader.free();
   }

@@ -1,7 +1,7 @@
 /**
  * The numeric side of one optimizer step for a full replica (one process, or one DDP rank):
  * micro-steps accumulate the gradient and its statistics, `finishStep` reduces gradients and scalars
- * across ranks, `update` clips and applies AdamW. The training loop (train/trainer.ts) decides what
+ * across ranks, `update` clips and applies the optimizer. The training loop (train/trainer.ts) decides what
  * to run. Statistics live in a small float64 device buffer (slots in engine.ts), downloaded once per
  * step; ⟨g_j, ḡ⟩ for the inner-product tests needs a copy of g_j to survive the reduction.
  *
@@ -10,25 +10,29 @@
  */
 import type { Backend, Tensor } from '../backend/backend.js';
 import type { GradientCollector } from '../batch/types.js';
-import { ADAMW_PREFIX } from '../io/checkpoint-format.js';
-import { tensorEntriesFromBuffers, writeCheckpoint } from '../io/checkpoint.js';
+import { tensorEntriesFromBuffers, tensorsWithPrefix, writeCheckpoint } from '../io/checkpoint.js';
 import type { Llama } from '../model/llama.js';
 import { UnitBuffers } from '../model/params.js';
-import { AdamW, type AdamWConfig } from '../optim/adamw.js';
-import { clipToNorm } from '../optim/clip.js';
+import { clippedSqNorm, clipToNorm } from '../optim/clip.js';
+import type { OptimizerParams } from '../optim/config.js';
+import { createOptimizer } from '../optim/create.js';
+import { type Optimizer, replicaUpdateContext } from '../optim/optimizer.js';
 import { Spans } from '../util/spans.js';
 import { broadcastUnits } from './ddp.js';
 import { type CheckpointFrame, type EngineState, evalLossWith, SLOT, STAT_SLOTS, type StatRequest, type StepScalars, type TrainEngine, WindowUploader } from './engine.js';
 import type { ProcessGroup } from './group.js';
 import { LocalReplica } from './local-replica.js';
+import { checkSnapshotOptimizer, optimizerMetadata } from './optimizer-state.js';
 import { reduceRankScalars, stepScalars } from './step-scalars.js';
 
 export class ReplicaEngine implements TrainEngine {
   readonly lockstep = false;
 
   readonly replica: LocalReplica;
-  readonly adamw: AdamW;
+  readonly optimizer: Optimizer;
   private readonly stats: Tensor;
+  /** ‖ḡ‖² of this step's reduced gradient (before clipping). */
+  private globalSqNorm = 0;
   private readonly uploader: WindowUploader;
   private localCopy: UnitBuffers | null = null;
   private microSteps = 0;
@@ -40,10 +44,10 @@ export class ReplicaEngine implements TrainEngine {
     readonly backend: Backend,
     readonly model: Llama,
     readonly group: ProcessGroup,
-    adamwConfig: AdamWConfig,
+    optimConfig: OptimizerParams,
   ) {
     this.replica = new LocalReplica(backend, model.layout, this.spans);
-    this.adamw = new AdamW(backend, model.layout, adamwConfig);
+    this.optimizer = createOptimizer(backend, model.layout, optimConfig);
     this.stats = backend.alloc([STAT_SLOTS], 'f64');
     this.uploader = new WindowUploader(backend);
   }
@@ -55,19 +59,17 @@ export class ReplicaEngine implements TrainEngine {
     if (typeof params === 'function') this.model.layout.units.forEach((u) => this.replica.params.fromHost(params(u.index), [u.index]));
     else this.replica.params.fromHost(params);
     if (optimizer) {
-      this.adamw.m.fromHost(optimizer.m);
-      this.adamw.v.fromHost(optimizer.v);
-      this.adamw.step = optimizer.step;
+      checkSnapshotOptimizer(this.optimizer, optimizer);
+      for (const { prefix, buffers } of this.optimizer.state) buffers.fromHost(tensorsWithPrefix(optimizer.tensors, prefix));
+      this.optimizer.step = optimizer.step;
+      this.optimizer.loadScalars(optimizer.scalars);
     }
   }
 
   async broadcastState(opts: { optimizer: boolean }): Promise<void> {
     if (this.group.size === 1) return;
     await broadcastUnits(this.group, this.replica.params);
-    if (opts.optimizer) {
-      await broadcastUnits(this.group, this.adamw.m);
-      await broadcastUnits(this.group, this.adamw.v);
-    }
+    if (opts.optimizer) for (const { buffers } of this.optimizer.state) await broadcastUnits(this.group, buffers);
   }
 
   async saveCheckpoint(parentDir: string, name: string, frame: CheckpointFrame): Promise<string | null> {
@@ -75,8 +77,8 @@ export class ReplicaEngine implements TrainEngine {
     return writeCheckpoint(parentDir, name, {
       ...frame,
       model: tensorEntriesFromBuffers(this.replica.params),
-      optimizer: [...tensorEntriesFromBuffers(this.adamw.m, ADAMW_PREFIX.m), ...tensorEntriesFromBuffers(this.adamw.v, ADAMW_PREFIX.v)],
-      optimizerMetadata: { adamw_step: String(this.adamw.step) },
+      optimizer: this.optimizer.state.flatMap(({ prefix, buffers }) => tensorEntriesFromBuffers(buffers, prefix)),
+      optimizerMetadata: optimizerMetadata(this.optimizer),
     }, { overwrite: true });
   }
 
@@ -135,6 +137,7 @@ export class ReplicaEngine implements TrainEngine {
     // Every rank holds all of ḡ: its norm is not summed (globalSqNormShare 0).
     const reduced = await reduceRankScalars(this.group, { lossSum: s[SLOT.LOSS]!, tokens: s[SLOT.TOKENS]!, microSqNormSum: s[SLOT.MICRO]!, localSqNorm: s[SLOT.LOCAL]!, dot, dotSq: dot * dot, globalSqNormShare: 0 }, req.flags ?? []);
     const globalSqNorm = s[SLOT.GLOBAL]!;
+    this.globalSqNorm = globalSqNorm;
     if (this.collector) {
       const collector = this.collector;
       const collected = await this.spans.timeAsync('stats', () =>
@@ -152,10 +155,10 @@ export class ReplicaEngine implements TrainEngine {
     return stepScalars(req, reduced, globalSqNorm, this.spans.seconds.stats);
   }
 
-  /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies AdamW at `lr`. */
-  update(lr: number, maxNorm: number): void {
+  /** Clips the reduced gradient to maxNorm (no-op when ≤ 0) and applies the optimizer at `lr`. */
+  async update(lr: number, maxNorm: number): Promise<void> {
     clipToNorm(this.backend, this.replica.grads.units, this.stats, SLOT.GLOBAL, maxNorm);
-    this.adamw.update(this.replica.params.units, this.replica.grads.units, lr);
+    await this.optimizer.update(this.replica.params.units, this.replica.grads.units, lr, replicaUpdateContext(clippedSqNorm(this.globalSqNorm, maxNorm)));
   }
 
   /** Σ loss and token count over `windows` (no gradients), in micro-batches of at most maxBatch. */
@@ -165,7 +168,7 @@ export class ReplicaEngine implements TrainEngine {
 
   free(): void {
     this.replica.free();
-    this.adamw.free();
+    this.optimizer.free();
     this.localCopy?.free();
     this.backend.free(this.stats);
     this.uploader.free();

@@ -1,7 +1,8 @@
 /**
- * When and what the training loop checkpoints: model and AdamW moments by Hugging Face name, and a
- * trainer_state.json holding everything else a resume needs to continue bit-exactly (counters, the
- * AdamW step, schedule and noise-scale state, the data cursor, the full config, the tokenizer hash).
+ * When and what the training loop checkpoints: model and optimizer state by Hugging Face name (AdamW:
+ * exp_avg.<name>, exp_avg_sq.<name>; the others' in docs/optimizers.md), and a trainer_state.json
+ * holding everything else a resume needs to continue bit-exactly (counters, the optimizer's name, step
+ * and scalar state, schedule and noise-scale state, the data cursor, the full config, the tokenizer hash).
  * Cadence: every N samples and/or every M minutes, plus at the end and on a stop request; the last K
  * are kept.
  */
@@ -9,8 +10,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { BatchSchedule, ScheduleState } from '../batch/types.js';
 import type { NoiseScaleTracker } from '../batch/noise-scale.js';
-import { checkpointName, pruneCheckpoints, tensorsWithPrefix, type CheckpointData } from '../io/checkpoint.js';
-import { ADAMW_PREFIX } from '../io/checkpoint-format.js';
+import { checkpointName, pruneCheckpoints, type CheckpointData } from '../io/checkpoint.js';
+import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
 import type { ModelConfig } from '../model/config.js';
 import type { EngineState, TrainEngine } from '../parallel/engine.js';
 import { fileError } from '../util/files.js';
@@ -42,7 +43,12 @@ export interface TrainerStateJson {
   tokens: number;
   elapsed_s: number;
   skipped_in_a_row: number;
+  /** The optimizer's step counter (named for AdamW, the first optimizer; every optimizer's). */
   adamw_step: number;
+  /** Which optimizer wrote the state (absent in checkpoints from before there was a choice: adamw). */
+  optimizer?: OptimizerName;
+  /** The optimizer's host scalars (adagrad_norm: sum_sq_norm), float64 kept exactly by JSON. */
+  optimizer_scalars?: Record<string, number>;
   schedule: ScheduleState;
   noise_scale: ScheduleState;
   cursor: { epoch: number; position: number } | null;
@@ -106,7 +112,9 @@ export class Checkpointer {
       tokens: state.tokens,
       elapsed_s: state.elapsedS,
       skipped_in_a_row: state.skippedInARow,
-      adamw_step: engine.adamw.step,
+      adamw_step: engine.optimizer.step,
+      optimizer: engine.optimizer.name,
+      optimizer_scalars: engine.optimizer.scalars(),
       schedule: schedule.state(),
       noise_scale: noise.state(),
       cursor: this.ctx.cursorAt?.(state.samples) ?? null,
@@ -139,14 +147,14 @@ export class Checkpointer {
 }
 
 /**
- * The engine state a (consolidated, or consolidated-on-read) checkpoint holds: parameters, AdamW
- * moments and the optimizer step, so a run saved on N ranks resumes on any M ranks, DDP or FSDP.
+ * The engine state a (consolidated, or consolidated-on-read) checkpoint holds: parameters and the
+ * optimizer's state, step and scalars, so a run saved on N ranks resumes on any M ranks, DDP or FSDP.
  */
 export function engineStateOf(data: CheckpointData, trainerState: TrainerStateJson): EngineState {
   if (!data.optimizer) throw new UserError(`${data.dir}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
   return {
     params: data.model,
-    optimizer: { m: tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.m), v: tensorsWithPrefix(data.optimizer, ADAMW_PREFIX.v), step: trainerState.adamw_step },
+    optimizer: { name: trainerState.optimizer ?? 'adamw', tensors: data.optimizer, step: trainerState.adamw_step, scalars: trainerState.optimizer_scalars ?? {} },
   };
 }
 
@@ -156,6 +164,11 @@ export function parseTrainerState(raw: Record<string, unknown>, dir: string): Tr
   if (s.version !== 1) throw new UserError(`${join(dir, 'trainer_state.json')}: unsupported version ${String(s.version)}`);
   for (const k of ['step', 'samples', 'tokens', 'elapsed_s', 'skipped_in_a_row', 'adamw_step', 'metrics_rows'] as const) {
     if (typeof s[k] !== 'number' || !Number.isFinite(s[k])) throw new UserError(`${join(dir, 'trainer_state.json')}: field '${k}' is missing or not a number`);
+  }
+  if (s.optimizer !== undefined && !(OPTIMIZERS as readonly unknown[]).includes(s.optimizer)) throw new UserError(`${join(dir, 'trainer_state.json')}: field 'optimizer' is ${JSON.stringify(s.optimizer)}, not one of ${OPTIMIZERS.join(', ')}`);
+  const scalars = s.optimizer_scalars as unknown;
+  if (scalars !== undefined && (scalars === null || typeof scalars !== 'object' || Array.isArray(scalars) || Object.values(scalars).some((v) => typeof v !== 'number' || !Number.isFinite(v)))) {
+    throw new UserError(`${join(dir, 'trainer_state.json')}: field 'optimizer_scalars' must map names to finite numbers`);
   }
   if (!s.schedule || !s.noise_scale || !s.config) throw new UserError(`${join(dir, 'trainer_state.json')}: schedule, noise_scale or config is missing`);
   return s as TrainerStateJson;

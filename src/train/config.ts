@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { batchConfigSchema } from '../batch/config.js';
 import { dataConfigSchema } from '../data/dataset.js';
+import { optimConfigSchema } from '../optim/config.js';
 import { lrConfigSchema } from '../optim/lr.js';
 import { checkpointConfigSchema } from './checkpointer.js';
 import { lrRuleFindings } from './lr-rules.js';
@@ -74,18 +75,7 @@ export const trainConfigSchema = z
     data: dataSchema.prefault({}),
     batch: batchConfigSchema,
     lr: lrConfigSchema.prefault({}),
-    optim: z
-      .object({
-        beta1: z.number().min(0).lt(1).default(0.9),
-        beta2: z.number().min(0).lt(1).default(0.95),
-        eps: z.number().positive().default(1e-8),
-        weight_decay: z.number().nonnegative().default(0.1),
-        decay_norms: z.boolean().default(false),
-        /** Global-norm clipping threshold; 0 disables clipping. */
-        clip: z.number().nonnegative().default(1.0),
-      })
-      .strict()
-      .prefault({}),
+    optim: optimConfigSchema.prefault({}),
     budget: z
       .object({ samples: z.number().int().positive().optional(), tokens: z.number().int().positive().optional() })
       .strict()

@@ -13,7 +13,7 @@
  *     AdaGrad-Norm with a fixed step size (the accumulated Σ‖g‖² adapts the step by itself);
  *   - Shen et al. 2024, the Power scheduler (optim/lr.ts): β·a·n^b already scales the rate linearly
  *     with the batch, so any lr_scaling on top counts the batch twice.
- * Only adamw exists today; the other rows are ready for the optimizers being added (optim.name).
+ * One row per optim.name (optim/config.ts; docs/optimizers.md).
  */
 import { initialBatchOf, maxBatchOf, type BatchConfig } from '../batch/config.js';
 import type { LrScaling } from '../batch/lr.js';
@@ -114,7 +114,7 @@ export function lrRuleFindings(c: { lr: { schedule: LrSchedule }; batch: BatchCo
   return checkLrRules({ optimizer: optimizerName(c.optim), schedule: c.lr.schedule, scaling: c.batch.lr_scaling, batchChanges: initialBatchOf(c.batch) < maxBatchOf(c.batch) });
 }
 
-/** The optimizer a config trains with: optim.name once optimizers other than AdamW exist. */
+/** The optimizer a config trains with (optim.name; adamw when the section is not parsed yet). */
 function optimizerName(optim: object): string {
   const name = (optim as { name?: unknown }).name;
   return typeof name === 'string' ? name : 'adamw';

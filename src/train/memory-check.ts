@@ -37,10 +37,12 @@ export interface MemoryCheckOptions {
   shards: number;
   fsdp?: { reshardAfterForward: boolean; unshardedAccumulation: boolean };
   precision?: Precision;
+  /** Parameter-sized optimizer state buffers (default 2, AdamW's). */
+  optimizerBuffers?: number;
 }
 
 export function processEstimate(config: ModelConfig, microBatch: number, o: MemoryCheckOptions): MemoryEstimate & { perRank: number } {
-  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards, ...(o.fsdp && { fsdp: o.fsdp }), ...(o.precision && { precision: o.precision }) });
+  const e = estimateMemory(config, microBatch, { recompute: o.recompute, shards: o.shards, ...(o.fsdp && { fsdp: o.fsdp }), ...(o.precision && { precision: o.precision }), ...(o.optimizerBuffers !== undefined && { optimizerBuffers: o.optimizerBuffers }) });
   return { ...e, perRank: e.total, total: e.total * o.ranksInProcess };
 }
 

@@ -133,9 +133,9 @@ export async function measureStep(cfg: TrainConfig, model: ModelConfig, microBat
     try {
       // The first of each allocates workspaces and warms caches.
       await probe.microStep();
-      probe.update();
+      await probe.update();
       const micro = await probe.microStep();
-      const update = probe.update();
+      const update = await probe.update();
       return { backend: backend.name, threads: backend.getThreads(), microBatch, microStepS: micro / 1000, updateS: update / 1000 };
     } finally {
       probe.free();

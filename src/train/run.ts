@@ -24,6 +24,7 @@ import { modelConfig, type ModelConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
 import { formatBytes, type MemoryEstimate } from '../model/memory.js';
 import { initialParameters } from '../model/params.js';
+import { OPTIMIZER_STATE_BUFFERS } from '../optim/config.js';
 import { learningRate, lrScheduleProblems } from '../optim/lr.js';
 import { agreeOnRun, defaultKernelThreads } from '../parallel/ddp.js';
 import type { TrainEngine } from '../parallel/engine.js';
@@ -352,7 +353,7 @@ export function memoryLayout(cfg: TrainConfig, ranks: number, maxBatch: number, 
   const fsdp = cfg.parallel.strategy === 'fsdp';
   // A rank's micro batch never exceeds its share of the largest global batch.
   const largestMicro = Math.min(cfg.batch.max_micro, Math.ceil(maxBatch / ranks));
-  const memoryOptions: MemoryCheckOptions = { recompute: cfg.recompute, precision: cfg.precision, ranksInProcess, shards: fsdp ? ranks : 1, ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) };
+  const memoryOptions: MemoryCheckOptions = { recompute: cfg.recompute, precision: cfg.precision, ranksInProcess, shards: fsdp ? ranks : 1, optimizerBuffers: OPTIMIZER_STATE_BUFFERS[cfg.optim.name], ...(fsdp && { fsdp: { reshardAfterForward: cfg.parallel.reshard_after_forward, unshardedAccumulation: cfg.parallel.unsharded_accumulation } }) };
   return { largestMicro, memoryOptions };
 }
 

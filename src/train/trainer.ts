@@ -156,7 +156,7 @@ export class Trainer {
         // A shortened last step is not a test sample: its layout differs from the plan's.
         if (!shortened) decision = this.schedule.observe(stats, st.samples + stepSamples);
       });
-      this.engine.update(lr, this.cfg.clip);
+      await this.engine.update(lr, this.cfg.clip);
       st.skippedInARow = 0;
     } else {
       st.skippedInARow++;

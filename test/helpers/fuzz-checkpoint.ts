@@ -93,7 +93,7 @@ export async function writeCheckpointBases(root: string): Promise<CkBase[]> {
       });
     const comms = fakeShardComms(J);
     const name = `sharded-${J}`;
-    await Promise.all(comms.map((comm, r) => writeShardedCheckpoint(root, name, { config, params: slice(pf, r), optimizer: { m: slice(mf, r), v: slice(vf, r), metadata: { step: '3' } }, trainerState, tokenIds: { bos_token_id: 1, eos_token_id: 2 }, step: 3 }, comm)));
+    await Promise.all(comms.map((comm, r) => writeShardedCheckpoint(root, name, { config, params: slice(pf, r), optimizer: { state: [{ prefix: 'exp_avg.', shards: slice(mf, r) }, { prefix: 'exp_avg_sq.', shards: slice(vf, r) }], metadata: { step: '3' } }, trainerState, tokenIds: { bos_token_id: 1, eos_token_id: 2 }, step: 3 }, comm)));
     const d = join(root, name);
     bases.push({ name, layout: 'sharded', ranks: J, dir: d, files: listFiles(d), model: digestArrays(model)!, optimizer: digestArrays(moments)! });
   }

@@ -13,7 +13,7 @@
  * large GEMM is split into one block per thread), so GEMM threads and kernel threads never compete.
  * With several instances in worker_threads (data-parallel ranks), each runs with one thread.
  */
-import { shapeSize, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
+import { shapeSize, type AdagradParams, type AdamWParams, type AttentionDims, type Backend, type CollectiveAccess, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LambParams, type LowpDType, type MuonMomentumParams, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import { DTYPE_CODE, loadNativeAddon, type GemmConfig, type NativeContext } from '../../addon/addon.js';
 import { fromBf16Bits, toBf16Bits } from '../bf16.js';
@@ -349,5 +349,23 @@ export class CpuBackend implements Backend {
     C.checkAdamW(this.name, param, grad, m, v, p);
     f32('adamw', { param });
     this.ctx.adamw(...q(param), ...q(grad), ...q(m), ...q(v), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
+  }
+
+  adagrad(param: Tensor, grad: Tensor, sum: Tensor, p: AdagradParams): void {
+    C.checkAdagrad(this.name, param, grad, sum, p);
+    f32('adagrad', { param });
+    this.ctx.adagrad(...q(param), ...q(grad), ...q(sum), p.lr, p.eps, p.weightDecay);
+  }
+
+  lambDirection(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: LambParams): void {
+    C.checkLambDirection(this.name, param, grad, m, v, p);
+    f32('lambDirection', { param });
+    this.ctx.lambDirection(...q(param), ...q(grad), ...q(m), ...q(v), p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
+  }
+
+  muonMomentum(grad: Tensor, buf: Tensor, p: MuonMomentumParams): void {
+    C.checkMuonMomentum(this.name, grad, buf, p);
+    f32('muonMomentum', { grad });
+    this.ctx.muonMomentum(...q(grad), ...q(buf), p.beta, p.nesterov);
   }
 }

@@ -39,6 +39,9 @@ export const PROFILED_METHODS = [
   'swigluBackward',
   'headLoss',
   'adamw',
+  'adagrad',
+  'lambDirection',
+  'muonMomentum',
 ] as const;
 
 type Method = (...args: unknown[]) => unknown;

@@ -5,7 +5,7 @@
  * rounded to their dtype (every write rounds), so a 16-bit matmul is the f32 matmul of the rounded
  * inputs.
  */
-import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdagradParams, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LambParams, type LowpDType, type MuonMomentumParams, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import * as M from './math.js';
 import { roundToBf16 } from '../bf16.js';
@@ -290,6 +290,24 @@ export class RefBackend implements Backend {
     C.checkAdamW(this.name, param, grad, m, v, p);
     const K = 'adamw';
     M.adamw(this.floats(param, K, 'param'), this.floats(grad, K, 'grad'), this.floats(m, K, 'm'), this.floats(v, K, 'v'), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
+  }
+
+  adagrad(param: Tensor, grad: Tensor, sum: Tensor, p: AdagradParams): void {
+    C.checkAdagrad(this.name, param, grad, sum, p);
+    const K = 'adagrad';
+    M.adagrad(this.floats(param, K, 'param'), this.floats(grad, K, 'grad'), this.floats(sum, K, 'sum'), p.lr, p.eps, p.weightDecay);
+  }
+
+  lambDirection(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: LambParams): void {
+    C.checkLambDirection(this.name, param, grad, m, v, p);
+    const K = 'lambDirection';
+    M.lambDirection(this.floats(param, K, 'param'), this.floats(grad, K, 'grad'), this.floats(m, K, 'm'), this.floats(v, K, 'v'), p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
+  }
+
+  muonMomentum(grad: Tensor, buf: Tensor, p: MuonMomentumParams): void {
+    C.checkMuonMomentum(this.name, grad, buf, p);
+    const K = 'muonMomentum';
+    M.muonMomentum(this.floats(grad, K, 'grad'), this.floats(buf, K, 'buf'), p.beta, p.nesterov);
   }
 }
 

@@ -300,3 +300,33 @@ export function adamw(param: Floats, grad: Floats, m: Floats, v: Floats, lr: num
     param[i] = param[i]! - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / sqrtBc2 + eps);
   }
 }
+
+export function adagrad(param: Floats, grad: Floats, sum: Floats, lr: number, eps: number, weightDecay: number): void {
+  // torch.optim.Adagrad (single-tensor path): L2 decay into the gradient, accumulate, then step.
+  for (let i = 0; i < param.length; i++) {
+    const g = grad[i]! + weightDecay * param[i]!;
+    sum[i] = sum[i]! + g * g;
+    param[i] = param[i]! - (lr * g) / (Math.sqrt(sum[i]!) + eps);
+  }
+}
+
+export function lambDirection(param: Floats, grad: Floats, m: Floats, v: Floats, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void {
+  // You et al. 2020, Algorithm 2: bias-corrected Adam ratio plus decoupled decay, written over grad.
+  const bc1 = 1 - Math.pow(beta1, step);
+  const sqrtBc2 = Math.sqrt(1 - Math.pow(beta2, step));
+  for (let i = 0; i < param.length; i++) {
+    const g = grad[i]!;
+    m[i] = beta1 * m[i]! + (1 - beta1) * g;
+    v[i] = beta2 * v[i]! + (1 - beta2) * g * g;
+    grad[i] = m[i]! / bc1 / (Math.sqrt(v[i]!) / sqrtBc2 + eps) + weightDecay * param[i]!;
+  }
+}
+
+export function muonMomentum(grad: Floats, buf: Floats, beta: number, nesterov: boolean): void {
+  // KellerJordan/Muon muon_update: momentum.lerp_(grad, 1 − β); update = grad.lerp_(momentum, β) or momentum.
+  for (let i = 0; i < grad.length; i++) {
+    const g = grad[i]!;
+    buf[i] = buf[i]! + (1 - beta) * (g - buf[i]!);
+    grad[i] = nesterov ? g + beta * (buf[i]! - g) : buf[i]!;
+  }
+}

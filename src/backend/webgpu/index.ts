@@ -10,13 +10,14 @@
  */
 import { tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { DTYPE_BYTES, shapeSize, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LowpDType, type Tensor } from '../backend.js';
+import { DTYPE_BYTES, shapeSize, type AdagradParams, type AdamWParams, type AttentionDims, type Backend, type DecodeDims, type DType, type HeadLossArgs, type HostArray, type LambParams, type LowpDType, type MuonMomentumParams, type Tensor } from '../backend.js';
 import * as C from '../checks.js';
 import { ADAPTER_VARIABLE, parseAdapterOverride, type AdapterPlacement, type AdapterSelection } from './adapter.js';
 import * as A from './kernels/attention.js';
 import * as K from './kernels/basic.js';
 import * as H from './kernels/head-optim.js';
 import * as L from './kernels/layers.js';
+import * as O from './kernels/optimizers.js';
 import type { GpuBinding, GpuContext, KernelSource } from './kernels/common.js';
 import { CTRL_DONE, CTRL_ERROR_BYTES, CTRL_STATUS, CTRL_WORDS, ERROR_BUFFER_BYTES, type Command, type DeviceDescription, type DeviceRequest, type Region } from './protocol.js';
 
@@ -467,5 +468,20 @@ export class WebGpuBackend implements Backend {
     C.checkAdamW(this.name, param, grad, m, v, p);
     this.f32('adamw', { param });
     H.adamw(this.ctx, param, grad, m, v, p);
+  }
+
+  adagrad(param: Tensor, grad: Tensor, sum: Tensor, p: AdagradParams): void {
+    C.checkAdagrad(this.name, param, grad, sum, p);
+    O.adagrad(this.ctx, param, grad, sum, p);
+  }
+
+  lambDirection(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: LambParams): void {
+    C.checkLambDirection(this.name, param, grad, m, v, p);
+    O.lambDirection(this.ctx, param, grad, m, v, p);
+  }
+
+  muonMomentum(grad: Tensor, buf: Tensor, p: MuonMomentumParams): void {
+    C.checkMuonMomentum(this.name, grad, buf, p);
+    O.muonMomentum(this.ctx, grad, buf, p);
   }
 }

@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { listCheckpoints, readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../../io/checkpoint.js';
-import { ADAMW_PREFIX } from '../../io/checkpoint-format.js';
 import { UserError } from '../../util/errors.js';
 import { resolveModelDir } from '../open-model.js';
 
@@ -68,8 +67,9 @@ export async function run(argv: string[]): Promise<number> {
         tokenIds: data.tokenIds,
         ...(data.manifest.step !== null && { step: data.manifest.step }),
       });
-      const moments = data.optimizer ? [...data.optimizer.keys()].filter((k) => k.startsWith(ADAMW_PREFIX.m)).length : 0;
-      console.log(`${dir}: consolidated from ${src} (${data.manifest.layout}${data.manifest.ranks ? `, ${data.manifest.ranks} ranks` : ''}): ${data.model.size} parameter tensors${moments ? `, AdamW moments for ${moments}` : ''}`);
+      const optimizer = (data.trainerState as { optimizer?: string }).optimizer ?? 'adamw';
+      const state = data.optimizer ? `, ${optimizer} state: ${data.optimizer.size} tensors` : '';
+      console.log(`${dir}: consolidated from ${src} (${data.manifest.layout}${data.manifest.ranks ? `, ${data.manifest.ranks} ranks` : ''}): ${data.model.size} parameter tensors${state}`);
       return 0;
     }
     default:
