@@ -46,6 +46,19 @@ test('train writes a tokenizer.json that Hugging Face reads; encode and decode r
   assert.deepEqual(JSON.parse(cli('encode', '-t', tokPath, '--file', file).stdout), tok.encode('line one\nline two\n'));
 });
 
+test('train reads Parquet and compressed JSONL through glob patterns; bad records fail or are skipped with a count', () => {
+  const fixtures = fileURLToPath(new URL('../../test/fixtures/data/', import.meta.url));
+  const input = [join(fixtures, '{nulls,snappy}.parquet'), join(fixtures, 'docs.jsonl.zst')];
+  const out = join(dir, 'parquet-tok.json');
+  const failed = cli('train', '--vocab', '300', '--input', ...input, '--out', out);
+  assert.equal(failed.code, 2);
+  assert.match(failed.stderr, /nulls\.parquet: row 2: 'text' is null/);
+  const r = cli('train', '--vocab', '300', '--input', ...input, '--on-bad-record', 'skip', '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /skipped 1 malformed record in .*nulls\.parquet \(row 2\)/);
+  assert.match(r.stderr, /trained a \d+-token tokenizer on 17 documents/);
+});
+
 test('--help for each subcommand exits 0; mistakes exit 2 with a message naming the problem', () => {
   for (const sub of ['train', 'encode', 'decode']) {
     const r = cli(sub, '--help');
@@ -58,6 +71,7 @@ test('--help for each subcommand exits 0; mistakes exit 2 with a message naming 
     [['train', '--vocab', 'many', '--input', corpus, '--out', join(dir, 'x.json')], /--vocab must be a positive integer/],
     [['train', '--vocab', '100', '--input', corpus, '--out', join(dir, 'x.json')], /vocab must be an integer ≥ 258/],
     [['train', '--input', join(dir, 'nope'), '--out', join(dir, 'x.json')], /nope does not exist/],
+    [['train', '--input', corpus, '--on-bad-record', 'ignore', '--out', join(dir, 'x.json')], /--on-bad-record must be fail or skip, got 'ignore'/],
     [['train', '--colour', 'red'], /Unknown option '--colour'/],
     [['encode', '--tokenizer', join(dir, 'missing.json'), '--text', 'x'], /missing\.json does not exist/],
     [['encode', '--tokenizer', tokPath], /exactly one of --text and --file/],

@@ -1,11 +1,11 @@
-/** Corpora (Brown, text folders, JSONL) and the document split. */
+/** Corpora (Brown, text folders, JSONL, sources with their own text field) and the document split. */
 import { strict as assert } from 'node:assert';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { brownDocuments, brownText } from '../src/data/brown.js';
-import { openCorpus } from '../src/data/corpus.js';
+import { openCorpus, readAll } from '../src/data/corpus.js';
 import { hash32, isValidationDocument } from '../src/data/split.js';
 import { UserError } from '../src/util/errors.js';
 
@@ -44,7 +44,7 @@ test('Brown: 500 documents ca01 … cr09 of readable, untagged text', () => {
   for (const d of docs) assert.doesNotMatch(d.text, /\S\/(at|nn|nns|np|in|jj|vb|vbd|vbz|rb|cc|cs)(-[a-z]+)?(\s|$)|``|[?!;] ?[?!;] ?[?!;] ?[?!;]/, `${d.id} still holds tags, TeX quotes or doubled marks`);
 });
 
-test('text folders: one document per file, recursively, in name order; hidden and other files skipped', () => {
+test('text folders: one document per file, recursively, in name order; hidden and other files skipped', async () => {
   const root = join(dir, 'books');
   mkdirSync(join(root, 'b'), { recursive: true });
   mkdirSync(join(root, '.git'), { recursive: true });
@@ -58,7 +58,7 @@ test('text folders: one document per file, recursively, in name order; hidden an
   const single = join(dir, 'single.txt');
   writeFileSync(single, 'alone\n');
   const corpus = openCorpus({ paths: [root, single] });
-  assert.deepEqual(corpus.documents(), [
+  assert.deepEqual(await readAll(corpus), [
     { id: 'books/a.md', text: 'first' },
     { id: 'books/b/c.text', text: 'middle' },
     { id: 'books/b/d.jsonl:1', text: 'line one' },
@@ -66,24 +66,48 @@ test('text folders: one document per file, recursively, in name order; hidden an
     { id: 'books/z.txt', text: 'last' },
     { id: 'single.txt', text: 'alone\n' },
   ]);
-  // The fingerprint changes when a file changes (size or modification time), without reading it.
-  const before = corpus.fingerprint();
-  assert.equal(openCorpus({ paths: [root, single] }).fingerprint(), before);
-  utimesSync(join(root, 'z.txt'), new Date(2001, 1, 1), new Date(2001, 1, 1));
-  assert.notEqual(openCorpus({ paths: [root, single] }).fingerprint(), before);
-  assert.notEqual(openCorpus({ paths: [root, single], text_field: 'body' }).fingerprint(), openCorpus({ paths: [root, single] }).fingerprint());
+  // The fingerprint is the content: a new modification time alone keeps it, new bytes of the same
+  // size under the old modification time change it; so do the text field and the bad-record policy.
+  const fingerprint = (opts: Parameters<typeof openCorpus>[1] = {}, textField?: string): Promise<string> =>
+    openCorpus(textField === undefined ? { paths: [root, single] } : { paths: [root, single], text_field: textField }, opts).fingerprint();
+  const before = await corpus.fingerprint();
+  assert.equal(await fingerprint(), before);
+  const z = join(root, 'z.txt');
+  utimesSync(z, new Date(2001, 1, 1), new Date(2001, 1, 1));
+  assert.equal(await fingerprint(), before);
+  writeFileSync(z, 'LAST');
+  utimesSync(z, new Date(2001, 1, 1), new Date(2001, 1, 1));
+  assert.notEqual(await fingerprint(), before);
+  writeFileSync(z, 'last');
+  assert.equal(await fingerprint(), before);
+  assert.notEqual(await fingerprint({}, 'body'), before);
+  assert.notEqual(await fingerprint({ onBadRecord: 'skip' }), before);
 });
 
-test('JSONL: text_field picks the field; bad lines are UserErrors naming file and line', () => {
+test('each source may name its own text field; ids do not depend on where the corpus lives', async () => {
+  const a = join(dir, 'fields', 'a.jsonl');
+  const b = join(dir, 'fields', 'b.jsonl');
+  mkdirSync(join(dir, 'fields'), { recursive: true });
+  writeFileSync(a, '{"text": "from a"}\n');
+  writeFileSync(b, '{"body": "from b", "text": 5}\n');
+  const corpus = openCorpus({ paths: [a, { path: b, text_field: 'body' }] });
+  assert.deepEqual(await readAll(corpus), [
+    { id: 'a.jsonl:1', text: 'from a' },
+    { id: 'b.jsonl:1', text: 'from b' },
+  ]);
+  assert.equal(corpus.description, `${a}, ${b} (2 files)`);
+});
+
+test('JSONL: text_field picks the field; bad lines are UserErrors naming file and line', async () => {
   const file = join(dir, 'docs.jsonl');
   writeFileSync(file, '{"body": "one"}\n{"body": "two"}\n');
-  assert.deepEqual(openCorpus({ paths: [file], text_field: 'body' }).documents(), [
+  assert.deepEqual(await readAll(openCorpus({ paths: [file], text_field: 'body' })), [
     { id: 'docs.jsonl:1', text: 'one' },
     { id: 'docs.jsonl:2', text: 'two' },
   ]);
-  assert.throws(() => openCorpus({ paths: [file] }).documents(), (e: unknown) => e instanceof UserError && e.message.includes(`${file}:1: no string field 'text'`));
+  await assert.rejects(readAll(openCorpus({ paths: [file] })), (e: unknown) => e instanceof UserError && e.message.includes(`${file}:1: no field 'text'`));
   writeFileSync(file, '{"text": "ok"}\n{"text": \n');
-  assert.throws(() => openCorpus({ paths: [file] }).documents(), (e: unknown) => e instanceof UserError && e.message.includes(`${file}:2: invalid JSON`));
+  await assert.rejects(readAll(openCorpus({ paths: [file] })), (e: unknown) => e instanceof UserError && e.message.includes(`${file}:2: invalid JSON`));
 });
 
 test('missing paths and empty folders are UserErrors naming the path', () => {

@@ -3,9 +3,10 @@
  * packing of the same documents, cache hits, rebuilds after damage or input changes, and Brown.
  */
 import { strict as assert } from 'node:assert';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { brownDocuments } from '../src/data/brown.js';
 import { loadDataset, parseDataConfig, type Dataset } from '../src/data/dataset.js';
@@ -48,7 +49,7 @@ function expectedWindows(ds: Dataset, validation: boolean): string[] {
 }
 
 test('config: {} means Brown with a trained 4096-token tokenizer; errors name the field', () => {
-  assert.deepEqual(parseDataConfig({}), { corpus: 'brown', tokenizer: { min_frequency: 2 }, val_fraction: 0.05, val_windows: 1024, split_seed: 0 });
+  assert.deepEqual(parseDataConfig({}), { corpus: 'brown', on_bad_record: 'fail', tokenizer: { min_frequency: 2 }, val_fraction: 0.05, val_windows: 1024, split_seed: 0 });
   assert.deepEqual(parseDataConfig(undefined), parseDataConfig({}));
   const bad = (raw: unknown, pattern: RegExp): void => assert.throws(() => parseDataConfig(raw), (e: unknown) => e instanceof UserError && pattern.test(e.message), JSON.stringify(raw));
   bad({ val_fraction: 1 }, /data\.val_fraction/);
@@ -57,6 +58,13 @@ test('config: {} means Brown with a trained 4096-token tokenizer; errors name th
   bad({ corpus: 'shakespeare' }, /data\.corpus/);
   bad({ corpus: { paths: [] } }, /data\.corpus/);
   bad({ colour: 'blue' }, /unknown field 'colour'/);
+  bad({ on_bad_record: 'ignore' }, /data\.on_bad_record/);
+  bad({ corpus: { paths: [{ path: 'a.parquet', field: 'x' }] } }, /data\.corpus/);
+  bad({ corpus: { paths: [{ text_field: 'x' }] } }, /data\.corpus/);
+  assert.deepEqual(parseDataConfig({ corpus: { paths: ['a/*.parquet', { path: 'b.jsonl.zst', text_field: 'body' }] }, on_bad_record: 'skip' }).corpus, {
+    paths: ['a/*.parquet', { path: 'b.jsonl.zst', text_field: 'body' }],
+    text_field: 'text',
+  });
 });
 
 test('windows are the documents packed <bos> doc <eos>, every window once per epoch; caches are reused', async () => {
@@ -121,6 +129,48 @@ test('a given tokenizer file is used as is; changed inputs retokenise', async ()
   assert.equal(changed.stats.tokenizer.cache, 'trained');
   assert.equal(changed.stats.tokenCache.status, 'built');
   rmSync(join(corpusDir, 'doc99.txt'));
+});
+
+test('the token cache is keyed by content: new bytes under the old size and modification time rebuild it', async () => {
+  const file = join(corpusDir, 'doc05.txt');
+  // A whole second, so that setting it again restores it exactly (utimes takes no nanoseconds).
+  const mtime = new Date(2020, 0, 1);
+  utimesSync(file, mtime, mtime);
+  const base = await loadDataset(cfg, { seqLen: L, seed: 1 });
+  assert.equal(base.stats.tokenCache.status, 'hit', 'a new modification time alone keeps the cache');
+  const original = readFileSync(file);
+  // Same length, same modification time, other bytes (what a sampled or stat-based key would miss).
+  writeFileSync(file, Buffer.from(original.toString('latin1').replace(/e/g, 'a'), 'latin1'));
+  utimesSync(file, mtime, mtime);
+  assert.equal(statSync(file).size, original.length);
+  assert.equal(statSync(file).mtimeMs, mtime.getTime());
+  const changed = await loadDataset(cfg, { seqLen: L, seed: 1 });
+  assert.equal(changed.stats.tokenizer.cache, 'trained');
+  assert.equal(changed.stats.tokenCache.status, 'built');
+  assert.notDeepEqual(changed.train.windows(0, 50), base.train.windows(0, 50));
+  // The old bytes under a new modification time: the first caches again.
+  writeFileSync(file, original);
+  const restored = await loadDataset(cfg, { seqLen: L, seed: 1 });
+  assert.equal(restored.stats.tokenizer.cache, 'hit');
+  assert.equal(restored.stats.tokenCache.status, 'hit');
+  assert.equal(restored.stats.tokenCache.file, base.stats.tokenCache.file);
+});
+
+test('Parquet, compressed JSONL and glob patterns train today; bad records are skipped with a count when asked', async () => {
+  const fixtures = fileURLToPath(new URL('../../test/fixtures/data/', import.meta.url));
+  const data = { tokenizer: { vocab: 300 }, val_fraction: 0, cache_dir: cacheDir };
+  const paths = [join(fixtures, '{snappy,gzip}.parquet'), { path: join(fixtures, 'zstd.parquet'), text_field: 'content' }, join(fixtures, 'docs.jsonl.*')];
+  const ds = await loadDataset({ ...data, corpus: { paths } }, { seqLen: 8, seed: 0 });
+  assert.equal(ds.stats.documents.train, 5 * 7);
+  assert.match(ds.stats.corpus, /\(5 files\)$/);
+  assert.ok(ds.train.windowsPerEpoch > 10);
+
+  const logs: string[] = [];
+  const withNulls = { ...data, corpus: { paths: [join(fixtures, 'nulls.parquet'), join(fixtures, 'snappy.parquet')] } };
+  await assert.rejects(loadDataset(withNulls, { seqLen: 8, seed: 0 }), (e: unknown) => e instanceof UserError && /nulls\.parquet: row 2: 'text' is null/.test(e.message));
+  const skipped = await loadDataset({ ...withNulls, on_bad_record: 'skip' }, { seqLen: 8, seed: 0, log: (m) => logs.push(m) });
+  assert.equal(skipped.stats.documents.train, 3 + 7);
+  assert.ok(logs.some((m) => /skipped 1 malformed record in .*nulls\.parquet \(row 2\)/.test(m)));
 });
 
 test('a corpus without one full training window is a UserError', async () => {

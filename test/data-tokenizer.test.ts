@@ -217,9 +217,11 @@ test('bad or unsupported files are refused with a UserError naming the file and 
   refuses('invalid', '{"model": ', /invalid JSON/);
   refuses('array', '[1, 2]', /not a JSON object/);
   refuses('nomodel', { version: '1.0' }, /no 'model' object/);
-  refuses('unigram', { model: { type: 'Unigram', vocab: [['a', -1]] }, pre_tokenizer: { type: 'Metaspace' } }, /Unigram \(SentencePiece\).*only byte-level BPE/);
+  refuses('unigram', { model: { type: 'Unigram', vocab: [['a', -1]] }, pre_tokenizer: { type: 'Metaspace' } }, /Unigram \(SentencePiece\) model; only BPE models are supported/);
   refuses('wordpiece', { model: { type: 'WordPiece', vocab: { a: 0 } } }, /WordPiece model/);
-  refuses('metaspace', variant((j) => (j.pre_tokenizer = { type: 'Metaspace', replacement: '▁' })), /unsupported pre_tokenizer Metaspace/);
+  // A Metaspace step makes it a SentencePiece-style file, whose decoder cannot be ByteLevel; and the reverse.
+  refuses('metaspace', variant((j) => (j.pre_tokenizer = { type: 'Metaspace', replacement: '▁' })), /unsupported decoder ByteLevel/);
+  refuses('metaspace-split', variant((j) => (j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Metaspace', replacement: '▁' }, j.pre_tokenizer] })), /unsupported pre_tokenizer Metaspace in a byte-level BPE/);
   refuses('bytefallback', variant((j) => (j.model.byte_fallback = true)), /byte_fallback/);
   refuses('decoder', variant((j) => (j.decoder = { type: 'WordPiece' })), /unsupported decoder WordPiece/);
   refuses('normalizer', variant((j) => (j.normalizer = { type: 'Lowercase' })), /unsupported normalizer Lowercase/);

@@ -18,7 +18,7 @@ import { nativeAddonAvailable } from '../src/addon/addon.js';
 import { readLatestCheckpoint } from '../src/io/checkpoint.js';
 import { readMetrics } from '../src/io/metrics.js';
 import { writeFileAtomic } from '../src/util/files.js';
-import { LOCK_FILE, RunLock } from '../src/io/run-lock.js';
+import { LOCK_FILE, RunLock } from '../src/util/run-lock.js';
 import { createNoiseScaleTracker, createSchedule } from '../src/batch/index.js';
 import type { TrainEngine } from '../src/parallel/engine.js';
 import { Checkpointer } from '../src/train/checkpointer.js';
@@ -216,7 +216,7 @@ test('memory check: the micro batch is bounded by the largest batch, and the fit
 test('a checkpoint write that fails for the disk (full, read-only) is one message naming the path; earlier checkpoints stay', async () => {
   const runDir = tmp();
   const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', errno: -28 });
-  const engine = { group: { rank: 0 }, adamw: { step: 3 }, saveCheckpoint: () => Promise.reject(enospc) } as unknown as TrainEngine;
+  const engine = { group: { rank: 0 }, optimizer: { name: 'adamw', step: 3, scalars: () => ({}) }, saveCheckpoint: () => Promise.reject(enospc) } as unknown as TrainEngine;
   const checkpointer = new Checkpointer(
     {
       runDir,

@@ -5,7 +5,7 @@
  */
 import { UserError } from '../util/errors.js';
 
-const COMMANDS = ['train', 'plan', 'eval', 'generate', 'tokenizer', 'report', 'sweep', 'checkpoint'] as const;
+const COMMANDS = ['train', 'plan', 'eval', 'generate', 'tokenizer', 'data', 'report', 'sweep', 'checkpoint'] as const;
 
 interface CommandModule {
   summary: string;

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
-import { Tokenizer } from '../data/tokenizer.js';
+import { specialTokenNames, Tokenizer } from '../data/tokenizer.js';
 import { latestValidCheckpoint } from '../io/checkpoint.js';
 import { loadModelDir, type LoadedModel } from '../io/hf.js';
 import type { SyncUnitAccess } from '../model/llama.js';
@@ -39,6 +39,8 @@ export function openModel(dir: string, backend: Backend, log: (m: string) => voi
   for (const note of loaded.notes) log(`note: ${note}`);
   const params = new UnitBuffers(backend, buildLayout(loaded.config));
   params.fromHost(loaded.tensors);
-  const tokenizer = loaded.tokenizerJson !== undefined ? Tokenizer.fromJSON(JSON.parse(loaded.tokenizerJson), {}, loaded.tokenizerPath ?? join(resolved, 'tokenizer.json')) : null;
+  // BOS/EOS as a Hugging Face directory's tokenizer_config.json names them (e.g. Llama 2's <s> and </s>).
+  const names = loaded.tokenizerConfigJson !== undefined ? specialTokenNames(loaded.tokenizerConfigJson, join(resolved, 'tokenizer_config.json')) : {};
+  const tokenizer = loaded.tokenizerJson !== undefined ? Tokenizer.fromJSON(JSON.parse(loaded.tokenizerJson), names, loaded.tokenizerPath ?? join(resolved, 'tokenizer.json')) : null;
   return { loaded, dir: resolved, params, access: { acquire: (u) => params.unit(u), release: () => {} }, tokenizer };
 }

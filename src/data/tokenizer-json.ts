@@ -1,15 +1,25 @@
 /**
- * Reading and writing Hugging Face tokenizer.json for byte-level BPE. Reading accepts the variants
- * found in the wild (GPT-2, RoBERTa, Llama 3 / Qwen-style Split + ByteLevel, merges as "a b" strings
- * or [a, b] pairs, Unicode normalization) and refuses the rest with a message that names the file
- * and the unsupported part, rather than tokenising differently from Hugging Face.
+ * Reading and writing Hugging Face tokenizer.json. Reading accepts the two BPE families found in the
+ * wild and refuses the rest with a message that names the file and the unsupported part, rather than
+ * tokenising differently from Hugging Face:
+ *
+ * - byte-level BPE (GPT-2, RoBERTa, Llama 3 / Qwen-style Split + ByteLevel): a ByteLevel
+ *   pre-tokenizer, every byte a symbol of the vocabulary;
+ * - SentencePiece-style BPE (Llama 2, TinyLlama, Mistral): no ByteLevel step; text normalized to
+ *   "▁" for spaces (Prepend/Replace normalizers or a Metaspace pre-tokenizer), characters as the
+ *   starting symbols, `byte_fallback` to <0xNN> tokens or an unk token for the others, decoded by a
+ *   Replace/ByteFallback/Fuse/Strip decoder chain (sentencepiece.ts).
+ *
+ * Both: merges as "a b" strings or [a, b] pairs, Unicode normalization, added tokens, ignore_merges.
  *
  * Files are untrusted input: ids are checked against the number of tokens the file defines before
  * anything is allocated from them (checkIdRange), each id must stand for one token, and Split patterns
  * run on an engine on which no text can make them hang (patternFinder).
  */
 import { RE2JS, type Matcher } from 're2js';
-import { BYTE_TO_CHAR, GPT2_SPLIT_SOURCE } from './bytelevel.js';
+import { MAX_MERGES, MAX_VOCAB } from './bpe.js';
+import { BYTE_TO_CHAR, GPT2_SPLIT_SOURCE, type ByteLevelSpec, type PieceFinder, type SplitStage } from './bytelevel.js';
+import { byteFallbackToken, type DecoderStep, type MetaspaceSpec, type SentencePieceSpec } from './sentencepiece.js';
 import { UserError } from '../util/errors.js';
 
 export interface AddedTokenSpec {
@@ -21,11 +31,6 @@ export interface AddedTokenSpec {
   rstrip: boolean;
 }
 
-/** One pre-tokenizer step: cut each piece by a pattern, keeping matches and gaps, or gaps only. */
-export interface SplitStage {
-  finder: PieceFinder;
-  keepMatches: boolean;
-}
 
 /** What encoding and decoding need, validated. */
 export interface TokenizerSpec {
@@ -33,10 +38,10 @@ export interface TokenizerSpec {
   vocab: Map<string, number>;
   merges: Array<[string, string]>;
   added: AddedTokenSpec[];
+  /** Applied to each stretch of text between added tokens, before the family's pre-tokenizer. */
   normalize: ((s: string) => string) | null;
-  addPrefixSpace: boolean;
-  stages: SplitStage[];
   ignoreMerges: boolean;
+  family: ByteLevelSpec | SentencePieceSpec;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,19 +50,41 @@ function typeName(v: unknown): string {
   return isObject(v) && typeof v.type === 'string' ? v.type : JSON.stringify(v);
 }
 
-/** Unicode normalizers are supported (String.prototype.normalize); anything else changes text in ways we do not reproduce. */
+/**
+ * Normalizers, applied by Hugging Face to each stretch of text between added tokens: the Unicode forms
+ * (String.prototype.normalize), Prepend (to non-empty text only, as Hugging Face) and Replace of a
+ * literal string — Llama 2's and Mistral's `Prepend("▁")` then `Replace(" ", "▁")`. Anything else
+ * changes text in ways we do not reproduce.
+ */
 function parseNormalizer(n: unknown, fail: (msg: string) => never): ((s: string) => string) | null {
   if (n === null || n === undefined) return null;
   const forms = new Set(['NFC', 'NFD', 'NFKC', 'NFKD']);
-  const steps: string[] = [];
+  const steps: Array<(s: string) => string> = [];
   const visit = (x: unknown): void => {
     if (isObject(x) && x.type === 'Sequence' && Array.isArray(x.normalizers)) x.normalizers.forEach(visit);
-    else if (isObject(x) && typeof x.type === 'string' && forms.has(x.type)) steps.push(x.type);
-    else fail(`unsupported normalizer ${typeName(x)} (supported: NFC, NFD, NFKC, NFKD, or none)`);
+    else if (isObject(x) && typeof x.type === 'string' && forms.has(x.type)) {
+      const form = x.type;
+      steps.push((s) => s.normalize(form));
+    } else if (isObject(x) && x.type === 'Prepend') {
+      if (typeof x.prepend !== 'string') fail('normalizer Prepend without a prepend string');
+      const prefix = x.prepend;
+      steps.push((s) => (s.length === 0 ? s : prefix + s));
+    } else if (isObject(x) && x.type === 'Replace') {
+      const { pattern, content } = parseReplace(x, 'normalizer', fail);
+      steps.push((s) => s.replaceAll(pattern, content));
+    } else fail(`unsupported normalizer ${typeName(x)} (supported: NFC, NFD, NFKC, NFKD, Prepend, Replace of a string, or none)`);
   };
   visit(n);
   if (steps.length === 0) return null;
-  return (s) => steps.reduce((t, form) => t.normalize(form), s);
+  return steps.length === 1 ? steps[0]! : (s) => steps.reduce((t, step) => step(t), s);
+}
+
+/** A Replace normalizer's or decoder's literal pattern and content (a Regex pattern is refused). */
+function parseReplace(x: Record<string, unknown>, where: string, fail: (msg: string) => never): { pattern: string; content: string } {
+  const p = x.pattern;
+  if (!isObject(p) || typeof p.String !== 'string' || p.String === '') fail(`${where} Replace with pattern ${JSON.stringify(p)} is not supported (only a non-empty {"String": …})`);
+  if (typeof x.content !== 'string') fail(`${where} Replace without a content string`);
+  return { pattern: p.String, content: x.content };
 }
 
 /**
@@ -95,22 +122,6 @@ export function onigurumaToJs(pattern: string): string {
 // ---------------------------------------------------------------------------------------------
 // Pre-tokenizer patterns: which engine runs them, so that no pattern in a file can hang encoding.
 
-/** Finds pre-tokenizer pieces in a text: the leftmost match starting at or after a position. */
-export interface PieceFinder {
-  /**
-   * 'native': V8's backtracking RegExp, only for the built-in patterns known to run in linear time on
-   * it; 'linear': re2js (an automaton, linear in the text whatever the pattern); 'literal': indexOf.
-   */
-  readonly engine: 'native' | 'linear' | 'literal';
-  /** The JavaScript pattern (or the literal) it finds. */
-  readonly source: string;
-  /** The leftmost match starting at or after `from`: true with `start`, `end` and `piece` set, or false. */
-  find(text: string, from: number): boolean;
-  start: number;
-  end: number;
-  /** text.slice(start, end), which the native engine has already made. */
-  piece: string;
-}
 
 class NativeFinder implements PieceFinder {
   readonly engine = 'native';
@@ -620,13 +631,7 @@ export function literalFinder(literal: string): PieceFinder {
   return new LiteralFinder(literal);
 }
 
-interface PreTokenizerSpec {
-  addPrefixSpace: boolean;
-  stages: SplitStage[];
-}
-
-function parsePreTokenizer(p: unknown, fail: (msg: string) => never): PreTokenizerSpec {
-  if (p === null || p === undefined) fail('no pre_tokenizer (a byte-level BPE needs a ByteLevel pre-tokenizer)');
+function parseByteLevelPreTokenizer(p: unknown, fail: (msg: string) => never): ByteLevelSpec {
   const list: unknown[] = isObject(p) && p.type === 'Sequence' ? (Array.isArray(p.pretokenizers) ? p.pretokenizers : fail('pre_tokenizer Sequence without a pretokenizers list')) : [p];
   const stages: SplitStage[] = [];
   let byteLevel: Record<string, unknown> | null = null;
@@ -661,28 +666,36 @@ function parsePreTokenizer(p: unknown, fail: (msg: string) => never): PreTokeniz
       if (behavior !== 'Isolated' && behavior !== 'Removed') fail(`pre_tokenizer Split behavior '${String(behavior)}' is not supported (only Isolated and Removed)`);
       stages.push({ finder, keepMatches: behavior === 'Isolated' });
     } else {
-      fail(`unsupported pre_tokenizer ${typeName(step)} (supported: ByteLevel, optionally after Split steps)`);
+      fail(`unsupported pre_tokenizer ${typeName(step)} in a byte-level BPE (supported: ByteLevel, optionally after Split steps)`);
     }
   }
   if (byteLevel === null) fail('the pre_tokenizer has no ByteLevel step, so this is not a byte-level BPE tokenizer');
   const addPrefixSpace = byteLevel.add_prefix_space === true;
   // Hugging Face adds the prefix space to each piece the earlier steps produced; we only do it for whole texts.
   if (addPrefixSpace && list.length > 1) fail('ByteLevel add_prefix_space after Split steps is not supported');
-  return { addPrefixSpace, stages };
+  return { kind: 'byte-level', addPrefixSpace, stages };
 }
 
-function parseDecoder(d: unknown, fail: (msg: string) => never): void {
+function parseByteLevelDecoder(d: unknown, fail: (msg: string) => never): void {
   const ok = isObject(d) && (d.type === 'ByteLevel' || (d.type === 'Sequence' && Array.isArray(d.decoders) && d.decoders.length === 1 && isObject(d.decoders[0]) && d.decoders[0].type === 'ByteLevel'));
   if (!ok) fail(`unsupported decoder ${d === null || d === undefined ? 'none' : typeName(d)} (only ByteLevel)`);
 }
 
-function parseModel(m: unknown, fail: (msg: string) => never): { vocab: Map<string, number>; merges: Array<[string, string]>; ignoreMerges: boolean } {
+/** A BPE model's vocabulary and merges, and the raw model object for the family-specific fields. */
+interface BpeModelSpec {
+  vocab: Map<string, number>;
+  merges: Array<[string, string]>;
+  ignoreMerges: boolean;
+  raw: Record<string, unknown>;
+}
+
+function parseModel(m: unknown, fail: (msg: string) => never): BpeModelSpec {
   if (!isObject(m)) fail("no 'model' object: not a Hugging Face tokenizer.json");
   const type = m.type ?? (Array.isArray(m.vocab) ? 'Unigram' : m.merges !== undefined ? 'BPE' : 'WordPiece');
-  if (type === 'Unigram') fail('it holds a Unigram (SentencePiece) model; only byte-level BPE tokenizers are supported');
-  if (type !== 'BPE') fail(`it holds a ${String(type)} model; only byte-level BPE tokenizers are supported`);
+  const onlyBpe = 'only BPE models are supported (byte-level, or SentencePiece-style with byte_fallback)';
+  if (type === 'Unigram') fail(`it holds a Unigram (SentencePiece) model; ${onlyBpe}`);
+  if (type !== 'BPE') fail(`it holds a ${String(type)} model; ${onlyBpe}`);
   if (m.dropout !== undefined && m.dropout !== null && m.dropout !== 0) fail('BPE dropout is not supported (encoding would be random)');
-  if (m.byte_fallback === true) fail('BPE byte_fallback is a SentencePiece-style option and is not supported for byte-level BPE');
   for (const field of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
     const v = m[field];
     if (v !== undefined && v !== null && v !== '') fail(`BPE ${field} ${JSON.stringify(v)} is not supported`);
@@ -710,10 +723,85 @@ function parseModel(m: unknown, fail: (msg: string) => never): { vocab: Map<stri
     for (const t of [a, b, a + b]) if (!vocab.has(t)) fail(`model.merges[${r}] (${JSON.stringify(a)}, ${JSON.stringify(b)}) uses ${JSON.stringify(t)}, which is not in model.vocab`);
     return [a, b];
   });
+  return { vocab, merges, ignoreMerges: m.ignore_merges === true, raw: m };
+}
+
+/** True when the pre-tokenizer has a ByteLevel step: the file is a byte-level BPE (GPT-2, Llama 3, Qwen). */
+function isByteLevel(p: unknown): boolean {
+  if (!isObject(p)) return false;
+  if (p.type === 'ByteLevel') return true;
+  return p.type === 'Sequence' && Array.isArray(p.pretokenizers) && p.pretokenizers.some((s) => isObject(s) && s.type === 'ByteLevel');
+}
+
+function parseByteLevel(j: Record<string, unknown>, model: BpeModelSpec, fail: (msg: string) => never): ByteLevelSpec {
+  if (model.raw.byte_fallback === true) fail('BPE byte_fallback is a SentencePiece-style option and is not supported for byte-level BPE');
   for (let b = 0; b < 256; b++) {
-    if (!vocab.has(BYTE_TO_CHAR[b]!)) fail(`model.vocab lacks the byte symbol ${JSON.stringify(BYTE_TO_CHAR[b])} (byte 0x${b.toString(16).padStart(2, '0')}); not a byte-level BPE vocabulary`);
+    if (!model.vocab.has(BYTE_TO_CHAR[b]!)) fail(`model.vocab lacks the byte symbol ${JSON.stringify(BYTE_TO_CHAR[b])} (byte 0x${b.toString(16).padStart(2, '0')}); not a byte-level BPE vocabulary`);
   }
-  return { vocab, merges, ignoreMerges: m.ignore_merges === true };
+  const spec = parseByteLevelPreTokenizer(j.pre_tokenizer, fail);
+  parseByteLevelDecoder(j.decoder, fail);
+  return spec;
+}
+
+/** One character (code point), as Metaspace's replacement and Strip's content are. */
+const isOneChar = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && [...v].length === 1;
+
+/** The pre-tokenizer of a SentencePiece-style BPE: none, or Metaspace (alone or the one step of a Sequence). */
+function parseMetaspace(p: unknown, fail: (msg: string) => never): MetaspaceSpec | null {
+  if (p === null || p === undefined) return null;
+  const supported = '(supported without a ByteLevel step: Metaspace, or none)';
+  let step = p;
+  if (isObject(p) && p.type === 'Sequence') {
+    const list = Array.isArray(p.pretokenizers) ? p.pretokenizers : fail('pre_tokenizer Sequence without a pretokenizers list');
+    const other = list.find((x) => !isObject(x) || x.type !== 'Metaspace');
+    if (other !== undefined) fail(`unsupported pre_tokenizer ${typeName(other)} ${supported}`);
+    if (list.length !== 1) fail(`a pre_tokenizer Sequence of ${list.length} Metaspace steps is not supported (one at most)`);
+    step = list[0];
+  }
+  if (!isObject(step) || step.type !== 'Metaspace') fail(`unsupported pre_tokenizer ${typeName(step)} ${supported}`);
+  if (!isOneChar(step.replacement)) fail(`pre_tokenizer Metaspace replacement ${JSON.stringify(step.replacement)} is not one character`);
+  // Older files say add_prefix_space instead of prepend_scheme; Hugging Face refuses a contradiction.
+  const scheme = step.prepend_scheme ?? (step.add_prefix_space === false ? 'never' : 'always');
+  if (scheme !== 'first' && scheme !== 'always' && scheme !== 'never') fail(`pre_tokenizer Metaspace prepend_scheme ${JSON.stringify(scheme)} is not first, always or never`);
+  if (step.add_prefix_space === false && scheme !== 'never') fail(`pre_tokenizer Metaspace add_prefix_space: false contradicts prepend_scheme ${JSON.stringify(scheme)}`);
+  const split = step.split ?? true;
+  if (typeof split !== 'boolean') fail(`pre_tokenizer Metaspace split ${JSON.stringify(split)} is not true or false`);
+  return { replacement: step.replacement, prependScheme: scheme, split };
+}
+
+/** A SentencePiece-style decoder: Replace, ByteFallback, Fuse and Strip steps (alone or in a Sequence). */
+function parseDecoderSteps(d: unknown, fail: (msg: string) => never): DecoderStep[] {
+  const supported = '(supported without a ByteLevel pre-tokenizer: Replace, ByteFallback, Fuse and Strip, alone or in a Sequence)';
+  if (d === null || d === undefined) fail(`no decoder ${supported}`);
+  const list: unknown[] = isObject(d) && d.type === 'Sequence' ? (Array.isArray(d.decoders) ? d.decoders : fail('decoder Sequence without a decoders list')) : [d];
+  return list.map((x): DecoderStep => {
+    if (isObject(x) && x.type === 'Replace') return { type: 'Replace', ...parseReplace(x, 'decoder', fail) };
+    if (isObject(x) && (x.type === 'ByteFallback' || x.type === 'Fuse')) return { type: x.type };
+    if (isObject(x) && x.type === 'Strip') {
+      const count = (v: unknown): number => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : fail(`decoder Strip start/stop ${JSON.stringify(v)} is not a non-negative integer`));
+      if (!isOneChar(x.content)) fail(`decoder Strip content ${JSON.stringify(x.content)} is not one character`);
+      return { type: 'Strip', content: x.content, start: count(x.start ?? 0), stop: count(x.stop ?? 0) };
+    }
+    return fail(`unsupported decoder ${typeName(x)} ${supported}`);
+  });
+}
+
+function parseSentencePiece(j: Record<string, unknown>, model: BpeModelSpec, fail: (msg: string) => never): SentencePieceSpec {
+  const metaspace = parseMetaspace(j.pre_tokenizer, fail);
+  const decoder = parseDecoderSteps(j.decoder, fail);
+  const m = model.raw;
+  const byteFallback = m.byte_fallback === true;
+  if (byteFallback) {
+    const missing: string[] = [];
+    for (let b = 0; b < 256; b++) if (!model.vocab.has(byteFallbackToken(b))) missing.push(byteFallbackToken(b));
+    // Without every byte token, a character would fall back to the unk token, in an order Hugging Face gets wrong.
+    if (missing.length > 0) fail(`BPE byte_fallback needs the 256 byte tokens <0x00> … <0xFF> in model.vocab; ${missing.length} are missing (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
+  }
+  const unk = m.unk_token ?? null;
+  if (unk !== null && typeof unk !== 'string') fail(`BPE unk_token ${JSON.stringify(unk)} is not a string`);
+  if (unk !== null && !model.vocab.has(unk)) fail(`BPE unk_token ${JSON.stringify(unk)} is not in model.vocab`);
+  if (!byteFallback && unk === null) fail('the BPE model has neither byte_fallback nor an unk_token, so characters outside its vocabulary would be dropped without a trace');
+  return { kind: 'sentencepiece', metaspace, decoder, byteFallback, unkToken: unk, fuseUnk: m.fuse_unk === true };
 }
 
 /** An added token and its index in the file's added_tokens, for messages. */
@@ -752,10 +840,6 @@ function parseAdded(list: unknown, vocab: ReadonlyMap<string, number>, fail: (ms
   return out;
 }
 
-/** Merges are ranked in a double as rank · 2³² + position, exact below 2⁵³. */
-export const MAX_MERGES = 2 ** 21;
-/** Pairs of ids are keyed in a double as left · vocabSize + right, exact below 2⁵³. */
-export const MAX_VOCAB = 2 ** 26;
 /** Unused ids allowed below the largest one, beyond one per defined token (see checkIdRange). */
 export const ID_SLACK = 1024;
 
@@ -792,6 +876,18 @@ function checkAddedIds(vocab: ReadonlyMap<string, number>, added: readonly Added
   }
 }
 
+/**
+ * Hugging Face matches an added token marked `normalized: true` in the normalized text, as the
+ * normalizer rewrites its content (Llama 2's would look for "▁<tok>"); we match added tokens in the
+ * text as given, which is the same only without a normalizer. Such files are refused.
+ */
+function checkAddedNotNormalized(list: unknown, normalize: unknown, fail: (msg: string) => never): void {
+  if (normalize === null || !Array.isArray(list)) return;
+  list.forEach((t: unknown, index: number) => {
+    if (isObject(t) && t.normalized === true) fail(`added_tokens[${index}] (${JSON.stringify(t.content)}) has normalized: true, which is not supported in a file with a normalizer (only normalized: false)`);
+  });
+}
+
 /** Validates a parsed tokenizer.json; `file` names it in errors. */
 export function parseTokenizerJson(json: unknown, file: string): TokenizerSpec {
   const fail: (msg: string) => never = (msg) => {
@@ -805,9 +901,9 @@ export function parseTokenizerJson(json: unknown, file: string): TokenizerSpec {
   checkAddedIds(model.vocab, entries, fail);
   const added = entries.map((e) => e.token);
   const normalize = parseNormalizer(j.normalizer, fail);
-  const pre = parsePreTokenizer(j.pre_tokenizer, fail);
-  parseDecoder(j.decoder, fail);
-  return { ...model, added, normalize, addPrefixSpace: pre.addPrefixSpace, stages: pre.stages };
+  checkAddedNotNormalized(j.added_tokens, normalize, fail);
+  const family = isByteLevel(j.pre_tokenizer) ? parseByteLevel(j, model, fail) : parseSentencePiece(j, model, fail);
+  return { vocab: model.vocab, merges: model.merges, ignoreMerges: model.ignoreMerges, added, normalize, family };
 }
 
 /**

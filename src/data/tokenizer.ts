@@ -1,16 +1,17 @@
 /**
- * The tokenizer: byte-level BPE as GPT-2 and Hugging Face define it, stored as a Hugging Face
- * tokenizer.json, so a trained model's tokenizer loads in transformers and ids agree exactly.
+ * The tokenizer: BPE as Hugging Face defines it, stored as a Hugging Face tokenizer.json, so a trained
+ * model's tokenizer loads in transformers and ids agree exactly. Trained tokenizers are byte-level
+ * (GPT-2's scheme); loaded ones may also be SentencePiece-style (Llama 2, Mistral; sentencepiece.ts).
  *
  *   const tok = trainTokenizer(texts, { vocab: 4096 });   // ids 0,1 = <|bos|>, <|eos|>; 2–257 = bytes
  *   tok.encode('Hello world', { eos: true });             // → number[]
- *   tok.decode(ids);                                      // decode(encode(s)) === s for every well-formed string
+ *   tok.decode(ids);                                      // decode(encode(s)) === s for every well-formed string (byte-level)
  *   tok.save('tokenizer.json'); loadTokenizer('tokenizer.json');
  *   tok.hash();                                           // SHA-256 of the canonical JSON: the identity caches use
  *
- * Encoding: text → added-token split → Unicode normalization (if any) → GPT-2 regex pieces → UTF-8
- * bytes → merges applied lowest rank first (leftmost on ties, as Hugging Face). Results are cached per
- * piece, because natural text repeats the same few thousand words.
+ * Encoding: text → added-token split → normalizer (if any) → the family's pre-tokenizer and starting
+ * symbols (bytes, or characters with byte fallback) → merges applied lowest rank first (leftmost on
+ * ties, as Hugging Face; bpe.ts), cached per word.
  *
  * Special tokens in text (e.g. a literal "<|eos|>" in a document) are encoded as plain text unless
  * `allowSpecial` is set, so a document cannot inject a document boundary. Non-special added tokens
@@ -18,11 +19,13 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { type BpeFamily, BpeMerges } from './bpe.js';
 import { countWords, learnMerges } from './bpe-train.js';
-import { BYTE_TO_CHAR, bytesToSymbols, symbolsToBytes, utf8Decoder, utf8Encoder } from './bytelevel.js';
+import { BYTE_TO_CHAR, ByteLevelBpe, symbolsToBytes } from './bytelevel.js';
 import { writeFileAtomic } from '../util/files.js';
 import { canonicalJson, sha256Hex } from './json.js';
-import { buildTokenizerJson, parseTokenizerJson, type AddedTokenSpec, type SplitStage, type TokenizerSpec } from './tokenizer-json.js';
+import { SentencePieceBpe } from './sentencepiece.js';
+import { buildTokenizerJson, parseTokenizerJson, type AddedTokenSpec, type TokenizerSpec } from './tokenizer-json.js';
 import { UserError } from '../util/errors.js';
 
 export const DEFAULT_BOS = '<|bos|>';
@@ -58,8 +61,6 @@ export interface TrainTokenizerOptions {
   eosToken?: string;
 }
 
-/** Cached pieces above this count are dropped (all at once): bounds memory on corpora with endless distinct words. */
-const WORD_CACHE_LIMIT = 1 << 20;
 const BOS_NAMES = [DEFAULT_BOS, '<|begin_of_text|>', '<|startoftext|>', '<s>', '<bos>'];
 const EOS_NAMES = [DEFAULT_EOS, '<|end_of_text|>', '<|endoftext|>', '</s>', '<eos>'];
 
@@ -75,40 +76,6 @@ function addedTokenRegex(tokens: readonly AddedTokenSpec[]): RegExp | null {
   return new RegExp(sorted.map((t) => escapeRegex(t.content)).join('|'), 'gu');
 }
 
-/** Binary min-heap of merge candidates keyed rank·2³² + position, as Hugging Face orders them. */
-function heapPush(h: number[], v: number): void {
-  let i = h.length;
-  h.push(v);
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    if (h[p]! <= v) break;
-    h[i] = h[p]!;
-    i = p;
-  }
-  h[i] = v;
-}
-
-function heapPop(h: number[]): number {
-  const top = h[0]!;
-  const last = h.pop()!;
-  const n = h.length;
-  if (n > 0) {
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const c = l + 1 < n && h[l + 1]! < h[l]! ? l + 1 : l;
-      if (h[c]! >= last) break;
-      h[i] = h[c]!;
-      i = c;
-    }
-    h[i] = last;
-  }
-  return top;
-}
-
-const POS_SPAN = 2 ** 32;
-
 export class Tokenizer {
   readonly vocabSize: number;
   readonly bos: number;
@@ -119,27 +86,17 @@ export class Tokenizer {
   private readonly json: Record<string, unknown>;
   private readonly idToToken: string[];
   private readonly tokenToId: Map<string, number>;
-  private readonly modelVocab: Map<string, number>;
-  private readonly byteToId: Int32Array;
-  /** (left id · vocabSize + right id) → merge rank; rank → merged id. */
-  private readonly mergeRank: Map<number, number>;
-  private readonly mergeResult: Int32Array;
-  private readonly idBytes: Uint8Array[];
   private readonly specialIds: Set<number>;
   private readonly addedByContent: Map<string, AddedTokenSpec>;
   private readonly plainAddedRegex: RegExp | null;
   private readonly allAddedRegex: RegExp | null;
   private readonly normalize: ((s: string) => string) | null;
-  private readonly addPrefixSpace: boolean;
-  private readonly stages: SplitStage[];
-  private readonly ignoreMerges: boolean;
-  private readonly wordCache = new Map<string, Int32Array>();
+  private readonly family: BpeFamily;
   private cachedHash: string | null = null;
 
   private constructor(json: Record<string, unknown>, spec: TokenizerSpec, names: SpecialTokenNames, source: string) {
     this.json = json;
     this.source = source;
-    this.modelVocab = spec.vocab;
     this.tokenToId = new Map(spec.vocab);
     for (const a of spec.added) this.tokenToId.set(a.content, a.id);
     let maxId = -1;
@@ -150,26 +107,17 @@ export class Tokenizer {
     for (const [tok, id] of spec.vocab) this.idToToken[id] = tok;
     for (const a of spec.added) this.idToToken[a.id] = a.content;
 
-    this.byteToId = Int32Array.from(BYTE_TO_CHAR, (c) => spec.vocab.get(c)!);
-    this.mergeRank = new Map();
-    this.mergeResult = new Int32Array(spec.merges.length);
-    spec.merges.forEach(([a, b], rank) => {
-      const key = spec.vocab.get(a)! * this.vocabSize + spec.vocab.get(b)!;
-      // A repeated merge keeps its first (best) rank, as Hugging Face's reader does.
-      if (!this.mergeRank.has(key)) this.mergeRank.set(key, rank);
-      this.mergeResult[rank] = spec.vocab.get(a + b)!;
-    });
-
-    const addedIds = new Set(spec.added.map((a) => a.id));
-    this.idBytes = this.idToToken.map((tok, id) => (addedIds.has(id) ? null : symbolsToBytes(tok)) ?? utf8Encoder.encode(tok));
     this.specialIds = new Set(spec.added.filter((a) => a.special).map((a) => a.id));
     this.addedByContent = new Map(spec.added.map((a) => [a.content, a]));
     this.plainAddedRegex = addedTokenRegex(spec.added.filter((a) => !a.special));
     this.allAddedRegex = addedTokenRegex(spec.added);
     this.normalize = spec.normalize;
-    this.addPrefixSpace = spec.addPrefixSpace;
-    this.stages = spec.stages;
-    this.ignoreMerges = spec.ignoreMerges;
+    const bpe = new BpeMerges(spec.vocab, spec.merges, this.vocabSize);
+    const f = spec.family;
+    this.family =
+      f.kind === 'byte-level'
+        ? new ByteLevelBpe(f, spec.vocab, bpe, spec.ignoreMerges, this.idToToken, new Set(spec.added.map((a) => a.id)))
+        : new SentencePieceBpe(f, spec.vocab, spec.merges, bpe, spec.ignoreMerges, this.idToToken);
 
     const find = (given: string | undefined, candidates: string[], what: string): number | null => {
       if (given !== undefined) {
@@ -201,12 +149,12 @@ export class Tokenizer {
     return new Tokenizer(json as Record<string, unknown>, parseTokenizerJson(json, source), names, source);
   }
 
-  /** The token string of an id (byte-level form, e.g. "Ġthe"), or undefined. */
+  /** The token string of an id (as the file writes it, e.g. "Ġthe" or "▁the"), or undefined. */
   token(id: number): string | undefined {
     return id >= 0 && id < this.vocabSize ? this.idToToken[id] : undefined;
   }
 
-  /** The id of a token string (byte-level form), or undefined. */
+  /** The id of a token string (as the file writes it), or undefined. */
   tokenId(token: string): number | undefined {
     return this.tokenToId.get(token);
   }
@@ -219,29 +167,20 @@ export class Tokenizer {
     const out: number[] = [];
     if (opts.bos) out.push(this.bos);
     const added = opts.allowSpecial ? this.allAddedRegex : this.plainAddedRegex;
-    if (added === null) this.encodeText(text, out);
+    if (added === null) this.encodeText(text, true, out);
     else this.encodeWithAdded(text, added, out);
     if (opts.eos) out.push(this.eos);
     return out;
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    let total = 0;
+    const kept: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new UserError(`token id ${id} is outside the vocabulary (0–${this.vocabSize - 1})`);
-      if (!(opts.skipSpecial && this.specialIds.has(id))) total += this.idBytes[id]!.length;
+      if (!(opts.skipSpecial && this.specialIds.has(id))) kept.push(id);
     }
-    const bytes = new Uint8Array(total);
-    let at = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      if (opts.skipSpecial && this.specialIds.has(id)) continue;
-      const b = this.idBytes[id]!;
-      bytes.set(b, at);
-      at += b.length;
-    }
-    return utf8Decoder.decode(bytes);
+    return this.family.decode(kept);
   }
 
   /** The Hugging Face tokenizer.json object (do not modify it). */
@@ -278,113 +217,14 @@ export class Tokenizer {
     }
     for (let i = 0; i < sections.length; i++) {
       if (i % 2 === 1) out.push((sections[i] as AddedTokenSpec).id);
-      else this.encodeText(sections[i] as string, out);
+      // Only the first section starts the text (Metaspace's prepend_scheme "first" looks at that).
+      else this.encodeText(sections[i] as string, i === 0, out);
     }
   }
 
-  private encodeText(text: string, out: number[]): void {
+  private encodeText(text: string, first: boolean, out: number[]): void {
     if (text.length === 0) return;
-    if (this.normalize !== null) text = this.normalize(text);
-    if (this.addPrefixSpace && !text.startsWith(' ')) text = ' ' + text;
-    this.splitStage(text, 0, out);
-  }
-
-  /** Cuts `text` by stage `stage` and the ones after it, encoding the final pieces. */
-  private splitStage(text: string, stage: number, out: number[]): void {
-    if (stage === this.stages.length) {
-      const ids = this.wordIds(text);
-      for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
-      return;
-    }
-    const { finder, keepMatches } = this.stages[stage]!;
-    let from = 0;
-    let at = 0;
-    while (finder.find(text, at)) {
-      const start = finder.start;
-      const end = finder.end;
-      if (end === start) {
-        // An empty match cuts nothing; step over one code point and go on.
-        at = end + ((text.codePointAt(end) ?? 0) > 0xffff ? 2 : 1);
-        continue;
-      }
-      if (start > from) this.splitStage(text.slice(from, start), stage + 1, out);
-      if (keepMatches) this.splitStage(finder.piece, stage + 1, out);
-      from = at = end;
-    }
-    if (from < text.length) this.splitStage(from === 0 ? text : text.slice(from), stage + 1, out);
-  }
-
-  /** The ids of one pre-token piece, cached. */
-  private wordIds(piece: string): Int32Array {
-    const cached = this.wordCache.get(piece);
-    if (cached !== undefined) return cached;
-    const bytes = utf8Encoder.encode(piece);
-    let ids: Int32Array | null = null;
-    if (this.ignoreMerges) {
-      const whole = this.modelVocab.get(bytesToSymbols(bytes));
-      if (whole !== undefined) ids = Int32Array.of(whole);
-    }
-    if (ids === null) {
-      ids = new Int32Array(bytes.length);
-      for (let i = 0; i < bytes.length; i++) ids[i] = this.byteToId[bytes[i]!]!;
-      ids = this.applyMerges(ids);
-    }
-    if (this.wordCache.size >= WORD_CACHE_LIMIT) this.wordCache.clear();
-    this.wordCache.set(piece, ids);
-    return ids;
-  }
-
-  /**
-   * Applies merges to one piece: repeatedly the pair of lowest rank, the leftmost of equal ones
-   * (Hugging Face's order), with a heap over a linked list, so long pieces cost n log n, not n².
-   */
-  private applyMerges(sym: Int32Array): Int32Array {
-    const n = sym.length;
-    if (n < 2) return sym;
-    const V = this.vocabSize;
-    if (n === 2) {
-      const r = this.mergeRank.get(sym[0]! * V + sym[1]!);
-      return r === undefined ? sym : Int32Array.of(this.mergeResult[r]!);
-    }
-    const next = new Int32Array(n);
-    const prev = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      next[i] = i + 1;
-      prev[i] = i - 1;
-    }
-    const heap: number[] = [];
-    for (let i = 0; i + 1 < n; i++) {
-      const r = this.mergeRank.get(sym[i]! * V + sym[i + 1]!);
-      if (r !== undefined) heapPush(heap, r * POS_SPAN + i);
-    }
-    let alive = n;
-    while (heap.length > 0) {
-      const top = heapPop(heap);
-      const rank = Math.floor(top / POS_SPAN);
-      const i = top - rank * POS_SPAN;
-      if (sym[i]! < 0) continue;
-      const j = next[i]!;
-      // Stale entry: the left symbol was merged away or its right neighbour changed.
-      if (j >= n || this.mergeRank.get(sym[i]! * V + sym[j]!) !== rank) continue;
-      sym[i] = this.mergeResult[rank]!;
-      sym[j] = -1;
-      alive--;
-      const k = next[j]!;
-      next[i] = k;
-      if (k < n) prev[k] = i;
-      const p = prev[i]!;
-      if (p >= 0) {
-        const r = this.mergeRank.get(sym[p]! * V + sym[i]!);
-        if (r !== undefined) heapPush(heap, r * POS_SPAN + p);
-      }
-      if (k < n) {
-        const r = this.mergeRank.get(sym[i]! * V + sym[k]!);
-        if (r !== undefined) heapPush(heap, r * POS_SPAN + i);
-      }
-    }
-    const out = new Int32Array(alive);
-    for (let i = 0, o = 0; i < n; i = next[i]!) out[o++] = sym[i]!;
-    return out;
+    this.family.encode(this.normalize === null ? text : this.normalize(text), first, out);
   }
 }
 
@@ -423,13 +263,14 @@ export function trainTokenizer(texts: Iterable<string>, opts: TrainTokenizerOpti
   return trainTokenizerFromCounts(countWords(texts), opts);
 }
 
-/** BOS/EOS names from a tokenizer_config.json beside the file, as Hugging Face model folders have. */
-function namesFromConfig(dir: string): SpecialTokenNames {
-  const path = join(dir, 'tokenizer_config.json');
-  if (!existsSync(path)) return {};
+/**
+ * BOS/EOS names from the text of a tokenizer_config.json (`path` names it in errors), as Hugging Face
+ * model folders have: `bos_token` / `eos_token`, a string or an object with a `content`.
+ */
+export function specialTokenNames(configText: string, path: string): SpecialTokenNames {
   let cfg: unknown;
   try {
-    cfg = JSON.parse(readFileSync(path, 'utf8'));
+    cfg = JSON.parse(configText);
   } catch (e) {
     throw new UserError(`${path}: invalid JSON: ${(e as Error).message}`);
   }
@@ -441,6 +282,12 @@ function namesFromConfig(dir: string): SpecialTokenNames {
   if (bos !== undefined) out.bosToken = bos;
   if (eos !== undefined) out.eosToken = eos;
   return out;
+}
+
+/** BOS/EOS names from a tokenizer_config.json in `dir`, if there is one. */
+function namesFromConfig(dir: string): SpecialTokenNames {
+  const path = join(dir, 'tokenizer_config.json');
+  return existsSync(path) ? specialTokenNames(readFileSync(path, 'utf8'), path) : {};
 }
 
 /**

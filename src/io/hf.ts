@@ -9,7 +9,8 @@
  *       F64 rounds). Every expected tensor must be present with the config's shape; nothing else may be,
  *       except rotary_emb.inv_freq buffers (ignored, noted) and, when tie_word_embeddings is true, an
  *       lm_head.weight identical to the embedding (dropped, noted; a different one is refused).
- *       dir/tokenizer.json is returned when present. pytorch_model.bin is refused (safetensors only).
+ *       dir/tokenizer.json is returned when present, with dir/tokenizer_config.json (which names BOS and
+ *       EOS) when that is too. pytorch_model.bin is refused (safetensors only).
  *   loadModelDir(dir) → LoadedModel
  *       Our checkpoint (has checksums.json) → readCheckpoint(dir, { optimizer: false }): sizes and
  *       SHA-256 verified, trainer state returned; anything else → loadHfModel(dir).
@@ -39,6 +40,8 @@ export interface HfModel {
   /** tokenizer.json's path and text, when the directory has one. */
   tokenizerPath?: string;
   tokenizerJson?: string;
+  /** tokenizer_config.json's text, when the directory has one beside tokenizer.json (Hugging Face directories). */
+  tokenizerConfigJson?: string;
   /** The weight files read, relative to dir. */
   weightFiles: string[];
   /** The dtypes the weights were stored in (before conversion to float32). */
@@ -56,6 +59,7 @@ export interface LoadedModel extends HfModel {
 
 const INDEX_FILE = 'model.safetensors.index.json';
 const SINGLE_FILE = 'model.safetensors';
+const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 function readText(path: string, what: string, maxBytes = MAX_JSON_FILE_BYTES): string {
   return readSmallTextFile(path, what, maxBytes);
@@ -159,6 +163,8 @@ export function loadHfModel(dir: string): HfModel {
     if (existsSync(tokenizerPath)) {
       result.tokenizerPath = tokenizerPath;
       result.tokenizerJson = readText(tokenizerPath, 'tokenizer', MAX_TEXT_FILE_BYTES);
+      const configPath = join(dir, TOKENIZER_CONFIG_FILE);
+      if (existsSync(configPath)) result.tokenizerConfigJson = readText(configPath, 'tokenizer config', MAX_TEXT_FILE_BYTES);
     }
     return result;
   } finally {

@@ -5,8 +5,11 @@
 import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
 import { fileError, openAppendNoFollow } from '../util/files.js';
 
-/** A row as read back (any version's fields); the trainer's rows are typed by train/step-metrics.ts. */
-export type MetricsRow = Record<string, number | string | boolean | null>;
+/**
+ * A row as read back (any version's fields): scalars, and per-name counts (a mixture's
+ * tokens_by_source); the trainer's rows are typed by train/step-metrics.ts.
+ */
+export type MetricsRow = Record<string, number | string | boolean | null | Record<string, number>>;
 
 export class MetricsWriter {
   private fd: number | null;

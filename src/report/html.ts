@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { CHARTS, chartFields, runStyle, type ChartSpec } from './charts.js';
 import { reportClient } from './client.js';
-import { FINAL_LOSS_STEPS, SUMMARY_COLUMNS, summarizeRun, type ReportRun, type RunSummary } from './runs.js';
+import { FINAL_LOSS_STEPS, summarizeRun, summaryColumns, type ReportRun, type RunSummary } from './runs.js';
 
 export interface ReportOptions {
   title?: string;
@@ -59,11 +59,12 @@ function runPayload(run: ReportRun, i: number, fields: readonly string[]): Recor
 }
 
 function summaryTable(summaries: readonly RunSummary[]): string {
-  const head = SUMMARY_COLUMNS.map((c) => `<th title="${escapeHtml(c.title)}"${c.right ? ' class="num"' : ''}>${escapeHtml(c.header)}</th>`).join('');
+  const columns = summaryColumns(summaries);
+  const head = columns.map((c) => `<th title="${escapeHtml(c.title)}"${c.right ? ' class="num"' : ''}>${escapeHtml(c.header)}</th>`).join('');
   const body = summaries
     .map((s, i) => {
       const { color } = runStyle(i);
-      const cells = SUMMARY_COLUMNS.map((c) => {
+      const cells = columns.map((c) => {
         const text = escapeHtml(c.cell(s));
         if (c.key === 'run') return `<td><span class="swatch" style="background:${color}"></span>${text}</td>`;
         if (c.key === 'schedule') return `<td class="sched">${text}</td>`;
@@ -138,7 +139,7 @@ ${opts.subtitle ? `<p class="sub">${escapeHtml(opts.subtitle)}</p>\n` : ''}<p cl
 <section id="summary">
 <h2>Summary</h2>
 ${summaryTable(summaries)}
-<p class="note">train loss*: the mean training loss of the last ${FINAL_LOSS_STEPS} steps (fewer if the run has fewer). best / final val: validation loss @ step. final batch: the last full step’s global batch (the budget’s last step is shortened to land on it). avg batch: samples / steps. wall time: elapsed_s of the last row. status: finished when the last row reached the budget in config.yaml, else the fraction done (an interrupted or running run).</p>
+<p class="note">train loss*: the mean training loss of the last ${FINAL_LOSS_STEPS} steps (fewer if the run has fewer). best / final val: validation loss @ step. final batch: the last full step’s global batch (the budget’s last step is shortened to land on it). avg batch: samples / steps. wall time: elapsed_s of the last row.${summaries.some((s) => s.tokensBySource) ? ' tokens by source: a data mixture’s tokens from each source (its share of all tokens).' : ''} status: finished when the last row reached the budget in config.yaml, else the fraction done (an interrupted or running run).</p>
 <details class="runs"><summary>Run directories</summary><ul>
 ${runList}
 </ul></details>

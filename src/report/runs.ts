@@ -42,9 +42,18 @@ export interface RunSummary {
   bestVal: { loss: number; step: number } | null;
   finalVal: { loss: number; step: number } | null;
   valRows: number;
+  /** A data mixture's tokens seen per source (tokens_by_source of the last row), or null. */
+  tokensBySource: Record<string, number> | null;
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** A name → count object (tokens_by_source), or null for anything else. */
+function counts(v: unknown): Record<string, number> | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const entries = Object.entries(v);
+  return entries.length > 0 && entries.every(([, n]) => num(n) !== null) ? (v as Record<string, number>) : null;
+}
 
 function readConfig(dir: string): Record<string, unknown> | null {
   const p = join(dir, 'config.yaml');
@@ -203,6 +212,7 @@ export function summarizeRun(run: ReportRun): RunSummary {
     bestVal,
     finalVal,
     valRows,
+    tokensBySource: counts(last?.tokens_by_source),
   };
 }
 
@@ -222,8 +232,18 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
+export interface SummaryColumn {
+  key: string;
+  header: string;
+  title: string;
+  cell: (s: RunSummary) => string;
+  right?: boolean;
+  /** Shown only when some run has it (e.g. tokens by source: data mixtures only). */
+  has?: (s: RunSummary) => boolean;
+}
+
 /** The summary table's columns: header, cell text, right-aligned. */
-export const SUMMARY_COLUMNS: ReadonlyArray<{ key: string; header: string; title: string; cell: (s: RunSummary) => string; right?: boolean }> = [
+export const SUMMARY_COLUMNS: readonly SummaryColumn[] = [
   { key: 'run', header: 'run', title: 'run directory name', cell: (s) => s.name },
   { key: 'schedule', header: 'schedule', title: 'batch schedule and its key parameters (config.yaml)', cell: (s) => s.schedule },
   { key: 'status', header: 'status', title: 'finished (budget reached) or the fraction of the budget done', cell: (s) => s.status },
@@ -235,11 +255,23 @@ export const SUMMARY_COLUMNS: ReadonlyArray<{ key: string; header: string; title
   { key: 'best_val', header: 'best val', title: 'lowest validation loss (at step)', cell: (s) => (s.bestVal ? `${s.bestVal.loss.toFixed(4)} @${s.bestVal.step}` : '–'), right: true },
   { key: 'final_val', header: 'final val', title: 'last validation loss (at step)', cell: (s) => (s.finalVal ? `${s.finalVal.loss.toFixed(4)} @${s.finalVal.step}` : '–'), right: true },
   { key: 'tokens', header: 'tokens', title: 'tokens seen', cell: (s) => formatCount(s.tokens), right: true },
+  {
+    key: 'tokens_by_source',
+    header: 'tokens by source',
+    title: 'tokens seen from each source of a data mixture (tokens_by_source), and its share',
+    cell: (s) => (s.tokensBySource ? Object.entries(s.tokensBySource).map(([name, n]) => `${name} ${formatCount(n)} (${s.tokens > 0 ? Math.round((100 * n) / s.tokens) : 0}%)`).join(', ') : '–'),
+    has: (s) => s.tokensBySource !== null,
+  },
 ];
+
+/** The columns these runs' table shows: the optional ones only when some run has them. */
+export function summaryColumns(summaries: readonly RunSummary[]): SummaryColumn[] {
+  return SUMMARY_COLUMNS.filter((c) => c.has === undefined || summaries.some(c.has));
+}
 
 /** The summary table as aligned plain text (for the terminal). */
 export function formatSummaryTable(summaries: readonly RunSummary[]): string {
-  const cols = SUMMARY_COLUMNS;
+  const cols = summaryColumns(summaries);
   const cells = summaries.map((s) => cols.map((c) => c.cell(s)));
   const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
   const line = (vals: readonly string[]): string =>

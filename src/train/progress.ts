@@ -2,6 +2,8 @@
  * Progress output: on a terminal, one line redrawn in place (bar, tokens done/total, loss, batch
  * size, tokens/s, ETA); otherwise plain lines every `everySeconds`, so logs stay readable.
  */
+import { formatCount, formatDuration } from '../util/format.js';
+
 export interface ProgressState {
   tokens: number;
   totalTokens: number;
@@ -11,23 +13,6 @@ export interface ProgressState {
   tokPerS: number;
   elapsedS: number;
   valLoss?: number | null;
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  const mmss = `${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
-  return h > 0 ? `${h}:${mmss}` : mmss;
-}
-
-export function formatCount(n: number): string {
-  if (n >= 1e9) return (n / 1e9).toFixed(2) + 'G';
-  if (n >= 1e6) return (n / 1e6).toFixed(2) + 'M';
-  if (n >= 1e4) return (n / 1e3).toFixed(1) + 'k';
-  return String(Math.round(n));
 }
 
 export class Progress {

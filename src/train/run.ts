@@ -12,12 +12,12 @@ import { createBackend } from '../backend/registry.js';
 import { adapterPlacement } from '../backend/webgpu/adapter.js';
 import { deviceMemoryFromEnv } from '../backend/webgpu/device-memory.js';
 import { WebGpuBackend } from '../backend/webgpu/index.js';
-import { loadDataset } from '../data/dataset.js';
+import { loadDataset, openMixtureDataset, openShardDataset } from '../data/dataset.js';
 import { SyntheticStream } from '../data/synthetic.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { listCheckpoints, readLatestCheckpoint, type CheckpointData } from '../io/checkpoint.js';
 import { fileError, isSymlink, writeFileAtomic } from '../util/files.js';
-import { RunLock } from '../io/run-lock.js';
+import { RunLock } from '../util/run-lock.js';
 import { loadModelDir, type LoadedModel } from '../io/hf.js';
 import { MetricsWriter, readMetrics } from '../io/metrics.js';
 import { modelConfig, type ModelConfig } from '../model/config.js';
@@ -87,22 +87,31 @@ interface Data {
   train: WindowSource & { cursorAt?(k: number): { epoch: number; position: number } };
   validation: WindowSource | null;
   tokenizer: Tokenizer | null;
+  /** The data's vocabulary (its tokenizer's, or a token shard folder's), or null for synthetic data. */
+  vocab: number | null;
 }
 
-async function loadData(cfg: TrainConfig, seqLen: number, vocab: number, tokenizerJson: string | null, runDir: string, log: (m: string) => void): Promise<Data> {
+async function loadData(cfg: TrainConfig, seqLen: number, vocab: number, init: LoadedModel | null, runDir: string, log: (m: string) => void): Promise<Data> {
   if ('synthetic' in cfg.data) {
     const syn = { vocab, phrases: cfg.data.synthetic.phrases, phrase_len: cfg.data.synthetic.phrase_len, seed: cfg.seed };
-    return { train: new SyntheticStream(seqLen, syn), validation: new SyntheticStream(seqLen, syn, 2 ** 40), tokenizer: null };
+    return { train: new SyntheticStream(seqLen, syn), validation: new SyntheticStream(seqLen, syn, 2 ** 40), tokenizer: null, vocab: null };
   }
   let dataCfg = cfg.data;
-  if (tokenizerJson !== null && dataCfg.tokenizer.path === undefined && dataCfg.tokenizer.vocab === undefined) {
-    // Continued pretraining: tokenise with the initial weights' own tokenizer.
-    const path = join(runDir, 'init-tokenizer.json');
-    writeFileAtomic(path, tokenizerJson);
-    dataCfg = { ...dataCfg, tokenizer: { ...dataCfg.tokenizer, path } };
+  if (cfg.init_from !== undefined && dataCfg.tokenizer.path === undefined && dataCfg.tokenizer.vocab === undefined) {
+    // Continued pretraining: tokenise with the initial weights' own tokenizer, copied into the run
+    // directory with the tokenizer_config.json that names its BOS/EOS, so a resumed run (which does
+    // not read init_from again) finds the same one.
+    const dir = join(runDir, 'init-tokenizer');
+    if (init?.tokenizerJson !== undefined) {
+      writeFileAtomic(join(dir, 'tokenizer.json'), init.tokenizerJson);
+      if (init.tokenizerConfigJson !== undefined) writeFileAtomic(join(dir, 'tokenizer_config.json'), init.tokenizerConfigJson);
+    }
+    if (existsSync(join(dir, 'tokenizer.json'))) dataCfg = { ...dataCfg, tokenizer: { ...dataCfg.tokenizer, path: dir } };
   }
-  const ds = await loadDataset(dataCfg, { seqLen, seed: cfg.seed, log });
-  return { train: ds.train, validation: ds.validation, tokenizer: ds.tokenizer };
+  // Token shards are read from disk; a folder prepared from token files may come without a tokenizer.
+  const opts = { seqLen, seed: cfg.seed, log };
+  const ds = 'shards' in dataCfg ? openShardDataset(dataCfg, opts) : 'mixture' in dataCfg ? openMixtureDataset(dataCfg, opts) : await loadDataset(dataCfg, opts);
+  return { train: ds.train, validation: ds.validation, tokenizer: ds.tokenizer, vocab: ds.stats.tokenizer.vocabSize };
 }
 
 /** The model of the run: the preset plus overrides, or init_from's architecture; the vocab follows the tokenizer. */
@@ -311,9 +320,11 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
   const ranks = peers?.size ?? 1;
   const { resumeFrom, init } = await startingWeights(cfg, runDir, peers, resume, log);
 
-  const presetCfg = init?.config ?? resolveModel(cfg, null, null);
-  const data = await loadData(cfg, presetCfg.seq_len, presetCfg.vocab, init?.tokenizerJson ?? null, runDir, (m) => progress.log(m));
-  const mc = resolveModel(cfg, data.tokenizer?.vocabSize ?? null, init);
+  // A resumed init_from run does not read init_from again: its checkpoint holds the architecture.
+  const initial = init ?? (resumeFrom !== null && cfg.init_from !== undefined ? { config: resumeFrom.config } : null);
+  const presetCfg = initial?.config ?? resolveModel(cfg, null, null);
+  const data = await loadData(cfg, presetCfg.seq_len, presetCfg.vocab, init, runDir, (m) => progress.log(m));
+  const mc = resolveModel(cfg, data.vocab, initial);
   if (mc.vocab !== presetCfg.vocab) log(`model vocab set to the tokenizer's ${mc.vocab} tokens`);
   const tokenizerHash = data.tokenizer?.hash() ?? null;
   let resumed: ResolvedRun['resume'] = null;

@@ -7,6 +7,8 @@ export type StepMetrics = {
   step: number;
   samples: number;
   tokens: number;
+  /** Data mixtures only: tokens seen from each source (they sum to `tokens`). */
+  tokens_by_source?: Record<string, number>;
   batch_size: number;
   micro_batch: number;
   accum_steps: number;

@@ -24,6 +24,8 @@ export interface WindowSource {
   readonly seqLen: number;
   /** count windows of seqLen+1 tokens for global sample indices [start, start+count). */
   windows(start: number, count: number): Int32Array;
+  /** A mixture's tokens from each source in samples [0, samples), written to every metrics row. */
+  tokensBySource?(samples: number): Record<string, number>;
 }
 
 export interface LoopConfig {
@@ -233,6 +235,7 @@ export class Trainer {
       step: st.step,
       samples: st.samples,
       tokens: st.tokens,
+      ...(this.train.tokensBySource && { tokens_by_source: this.train.tokensBySource(st.samples) }),
       batch_size: s.stepSamples,
       micro_batch: s.plan.microBatch,
       accum_steps: s.accumSteps,

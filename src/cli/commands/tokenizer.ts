@@ -23,15 +23,20 @@ Run \`adabatch tokenizer <subcommand> --help\` for its options.`;
 const TRAIN_USAGE = `usage: adabatch tokenizer train --vocab N --input PATH... --out FILE [options]
 
   --vocab N           vocabulary size, 256 bytes and the <|bos|>/<|eos|> tokens included (default 4096)
-  --input PATH...     'brown' (the embedded Brown corpus), or text files and folders (one document
-                      per file: *.txt, *.md, *.text) and JSONL files (*.jsonl: one document per line)
-  --text-field NAME   the field of a JSONL record holding its text (default text)
+  --input PATH...     'brown' (the embedded Brown corpus), or files, folders and quoted glob patterns
+                      ('data/*.parquet'): text (*.txt, *.md, *.text: one document per file), JSONL
+                      (*.jsonl, *.ndjson: one per line) and Parquet (*.parquet: one per row); text
+                      and JSONL may be .gz or .zst
+  --text-field NAME   the JSONL field or Parquet column holding the text (default text)
+  --on-bad-record P   fail (default: stop at a malformed record, naming file and line or row) or
+                      skip (leave such records out and report how many per file)
   --min-frequency N   do not merge pairs seen fewer than N times (default 2)
   --out FILE          where to write tokenizer.json (atomically)`;
 
 const ENCODE_USAGE = `usage: adabatch tokenizer encode --tokenizer FILE (--text TEXT | --file FILE) [--bos] [--eos]
 
-  --tokenizer FILE    a Hugging Face tokenizer.json (byte-level BPE)
+  --tokenizer FILE    a Hugging Face tokenizer.json, or a model folder holding one (byte-level
+                      or SentencePiece-style BPE; BOS/EOS from tokenizer_config.json beside it)
   --text TEXT         the text to encode
   --file FILE         or a file whose whole content is encoded
   --bos, --eos        add the beginning / end-of-sequence token
@@ -39,7 +44,8 @@ const ENCODE_USAGE = `usage: adabatch tokenizer encode --tokenizer FILE (--text 
 
 const DECODE_USAGE = `usage: adabatch tokenizer decode --tokenizer FILE --ids '[1, 2, 3]' [--skip-special]
 
-  --tokenizer FILE    a Hugging Face tokenizer.json (byte-level BPE)
+  --tokenizer FILE    a Hugging Face tokenizer.json, or a model folder holding one (byte-level
+                      or SentencePiece-style BPE; BOS/EOS from tokenizer_config.json beside it)
   --ids JSON          a JSON list of token ids
   --skip-special      leave out special tokens (<|bos|>, <|eos|>, …)`;
 
@@ -69,6 +75,7 @@ async function train(argv: string[]): Promise<number> {
       vocab: { type: 'string' },
       input: { type: 'string', multiple: true },
       'text-field': { type: 'string' },
+      'on-bad-record': { type: 'string' },
       'min-frequency': { type: 'string' },
       out: { type: 'string', short: 'o' },
     },
@@ -87,6 +94,8 @@ async function train(argv: string[]): Promise<number> {
   const vocab = positiveInt(values.vocab as string | undefined, '--vocab', 4096);
   const minFrequency = positiveInt(values['min-frequency'] as string | undefined, '--min-frequency', 2);
   const textField = values['text-field'] as string | undefined;
+  const onBadRecord = values['on-bad-record'] ?? 'fail';
+  if (onBadRecord !== 'fail' && onBadRecord !== 'skip') throw new UserError(`--on-bad-record must be fail or skip, got '${String(onBadRecord)}'`);
 
   const specs: CorpusSpec[] = [];
   const files = inputs.filter((p) => p !== 'brown');
@@ -98,7 +107,7 @@ async function train(argv: string[]): Promise<number> {
   let documents = 0;
   let chars = 0;
   for (const spec of specs) {
-    for (const d of openCorpus(spec).documents()) {
+    for await (const d of openCorpus(spec, { onBadRecord, log: (m) => console.error(m) }).documents()) {
       countWords([d.text], counts);
       documents++;
       chars += d.text.length;

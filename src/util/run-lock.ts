@@ -8,10 +8,9 @@
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.js';
-import { errCode } from './fsutil.js';
-import { fileError } from '../util/files.js';
-import { processAlive } from '../util/process.js';
+import { UserError } from './errors.js';
+import { errCode, fileError } from './files.js';
+import { processAlive } from './process.js';
 
 export const LOCK_FILE = '.lock';
 
