@@ -175,10 +175,10 @@ export const TRAIN_KEYS = [
   'model.preset', 'model.vocab', 'model.d_model', 'model.n_layers', 'model.n_heads', 'model.n_kv_heads', 'model.ffn_dim', 'model.seq_len', 'model.rope_theta', 'model.tie_embeddings', 'model.init_std',
   'checkpoint.every_samples', 'checkpoint.every_minutes', 'checkpoint.keep_last', 'checkpoint.at_end',
   'parallel.strategy', 'parallel.reshard_after_forward', 'parallel.unsharded_accumulation',
-  'data', 'data.synthetic', 'data.synthetic.phrases', 'data.synthetic.phrase_len', 'data.corpus', 'data.corpus.paths', 'data.corpus.text_field', 'data.on_bad_record', 'data.tokenizer.path', 'data.tokenizer.vocab', 'data.tokenizer.min_frequency', 'data.val_fraction', 'data.val_windows', 'data.split_seed', 'data.cache_dir',
+  'data', 'data.synthetic', 'data.synthetic.phrases', 'data.synthetic.phrase_len', 'data.corpus', 'data.corpus.paths', 'data.corpus.text_field', 'data.on_bad_record', 'data.tokenizer.path', 'data.tokenizer.vocab', 'data.tokenizer.min_frequency', 'data.val_fraction', 'data.val_windows', 'data.split_seed', 'data.cache_dir', 'data.shards', 'data.mixture',
   'batch', 'batch.schedule', 'batch.eta', 'batch.initial', 'batch.max', 'batch.max_micro', 'batch.batch', 'batch.test_interval', 'batch.ema', 'batch.ema.beta', 'batch.hysteresis', 'batch.estimator', 'batch.lr_scaling', 'batch.stages', 'batch.start', 'batch.increment', 'batch.ramp_samples', 'batch.noise_scale.beta', 'batch.noise_scale.source',
-  'lr.schedule', 'lr.lr', 'lr.min_lr', 'lr.warmup', 'lr.decay',
-  'optim.beta1', 'optim.beta2', 'optim.eps', 'optim.weight_decay', 'optim.decay_norms', 'optim.clip',
+  'lr.schedule', 'lr.lr', 'lr.min_lr', 'lr.warmup', 'lr.decay', 'lr.a', 'lr.b', 'lr.decay_shape',
+  'optim.name', 'optim.beta1', 'optim.beta2', 'optim.eps', 'optim.weight_decay', 'optim.decay_norms', 'optim.clip', 'optim.lr_decay', 'optim.initial_accumulator_value', 'optim.momentum', 'optim.nesterov', 'optim.ns_steps',
   'budget.samples', 'budget.tokens', 'eval.every_samples', 'eval.windows',
 ] as const;
 

@@ -118,10 +118,11 @@ export async function prepareShards(opts: PrepareOptions): Promise<PrepareSummar
   try {
     const resumed = startOrResume(opts.out, manifest, opts.overwrite ?? false, log);
     const summary = { manifest, resumedShards: manifest.shards.length, alreadyComplete: resumed.complete, textBytes: 0, tokensWritten: 0, seconds: 0 };
+    // Written every time (the same bytes): a finished folder whose tokenizer.json was lost gets it back.
+    if (opts.tokenizer) opts.tokenizer.save(join(opts.out, TOKENIZER_FILE));
     if (resumed.complete) {
       log(`data prepare: ${opts.out} is already complete (${manifest.shards.length} shards verified); nothing to do`);
     } else {
-      if (opts.tokenizer) opts.tokenizer.save(join(opts.out, TOKENIZER_FILE));
       writeManifest(opts.out, manifest);
       Object.assign(summary, await writeShards(opts, manifest, resumed.lastId, log));
       manifest.complete = true;
