@@ -23,7 +23,7 @@ import { CoopWorld } from './helpers/coop-group.js';
 import { tempDir } from './helpers/tmp.js';
 import { modelConfig } from '../src/model/config.js';
 import { buildLayout } from '../src/model/layout.js';
-import { formatBytes } from '../src/model/memory.js';
+import { formatBytes } from '../src/util/format.js';
 import { ADAMW_DEFAULTS } from '../src/optim/adamw.js';
 
 const BIN = fileURLToPath(new URL('../../bin/adabatch.js', import.meta.url));

@@ -94,13 +94,3 @@ export function estimateMemory(config: ModelConfig, microBatch: number, opts: Me
   const optimizer = (opts.optimizerBuffers ?? 2) * owned * bytes;
   return { params, grads: gradsBytes, optimizer, activations, gradScratch, gathered, headScratch, lowPrecision, total: params + gradsBytes + optimizer + activations + gradScratch + gathered + headScratch + lowPrecision };
 }
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}

@@ -7,7 +7,8 @@
  */
 import { MEMORY_VARIABLE } from '../backend/webgpu/device-memory.js';
 import type { ModelConfig } from '../model/config.js';
-import { formatBytes, type MemoryEstimate } from '../model/memory.js';
+import type { MemoryEstimate } from '../model/memory.js';
+import { formatBytes } from '../util/format.js';
 import { UserError } from '../util/errors.js';
 import { processEstimate, type MemoryCheckOptions } from './memory-check.js';
 

@@ -7,7 +7,8 @@ import { freemem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import { buildLayout } from '../model/layout.js';
 import { workspaceSizes, type Precision } from '../model/llama.js';
-import { estimateMemory, formatBytes, type MemoryEstimate } from '../model/memory.js';
+import { estimateMemory, type MemoryEstimate } from '../model/memory.js';
+import { formatBytes } from '../util/format.js';
 import { UserError } from '../util/errors.js';
 
 /** MemAvailable from /proc/meminfo, capped by a cgroup v2 memory limit when one is set. */

@@ -17,3 +17,14 @@ export function formatCount(n: number): string {
   if (n >= 1e4) return (n / 1e3).toFixed(1) + 'k';
   return String(Math.round(n));
 }
+
+/** Bytes in binary units (B, KiB, MiB, GiB, TiB), one decimal above bytes. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

@@ -7,19 +7,9 @@
  * - a user who knows the GPU's memory states it in ADABATCH_WEBGPU_MEMORY_GIB, and the trainer
  *   refuses up front a run whose estimate does not fit (train/device-memory-check.ts).
  */
+import { formatBytes } from '../../util/format.js';
 
 export const MEMORY_VARIABLE = 'ADABATCH_WEBGPU_MEMORY_GIB';
-
-/** Bytes with a binary unit (as model/memory.ts formatBytes, which the GPU worker does not load). */
-export function formatDeviceBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 /**
  * ADABATCH_WEBGPU_MEMORY_GIB in bytes: the memory of each GPU, in GiB (a positive number, e.g. 80
@@ -50,10 +40,10 @@ const ADVICE = 'lower batch.max_micro (the global batch is reached by accumulati
 
 /** The message of an allocation the device refused. */
 export function allocationFailure(f: AllocationFailure): string {
-  const what = `a tensor of ${formatDeviceBytes(f.bytes)} (${f.bytes} bytes)`;
-  const live = `${formatDeviceBytes(f.liveBytes)} in ${f.liveTensors} tensor(s) already live on the device`;
+  const what = `a tensor of ${formatBytes(f.bytes)} (${f.bytes} bytes)`;
+  const live = `${formatBytes(f.liveBytes)} in ${f.liveTensors} tensor(s) already live on the device`;
   if (f.kind === 'validation' && f.bytes > f.maxBufferSize) {
-    return `cannot allocate ${what}: it exceeds this device's maxBufferSize of ${formatDeviceBytes(f.maxBufferSize)} (${f.maxBufferSize} bytes; ${live}); the model or micro batch does not fit this GPU: ${ADVICE}`;
+    return `cannot allocate ${what}: it exceeds this device's maxBufferSize of ${formatBytes(f.maxBufferSize)} (${f.maxBufferSize} bytes; ${live}); the model or micro batch does not fit this GPU: ${ADVICE}`;
   }
   if (f.kind === 'validation') return `cannot allocate ${what} (${live}): ${f.detail}`;
   return `out of GPU memory allocating ${what} with ${live}: the model or micro batch does not fit this GPU; ${ADVICE}. Set ${MEMORY_VARIABLE} to the GPU's memory to have such a run refused before it starts (docs/gpu.md)`;

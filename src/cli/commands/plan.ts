@@ -1,6 +1,6 @@
 /** `adabatch plan`: a config's trajectory, time and memory before it trains, and what is inconsistent in it. */
 import { parseArgs } from 'node:util';
-import { formatBytes } from '../../model/memory.js';
+import { formatBytes } from '../../util/format.js';
 import { defaultKernelThreads } from '../../parallel/ddp.js';
 import { loadTrainConfig } from '../../train/config.js';
 import { configFindings, planRun, type Finding, type RunPlan } from '../../train/plan.js';
