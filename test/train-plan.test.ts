@@ -95,6 +95,8 @@ test('plan: each inconsistency is an error naming its field', async () => {
   assert.deepEqual(fields(await plan(config('batch={schedule: stagewise, stages: [{batch: 64, fraction: 0.05}, {batch: 128, fraction: 0.95}]}'))), ['batch.stages.0.fraction']);
   assert.deepEqual(fields(await plan(config('batch={schedule: stagewise, max_micro: 4, stages: [{batch: 30, fraction: 0.5}, {batch: 64, fraction: 0.5}]}'), 4)), ['batch.stages.0.batch']);
   assert.deepEqual(fields(await plan(config(), 1, { availableBytes: 2 ** 20 })), ['batch.max_micro']);
+  // webgpu keeps the run's tensors on the GPU: host memory is not what limits it.
+  assert.deepEqual(fields(await plan(config('backend=webgpu'), 1, { availableBytes: 2 ** 20 })), []);
   assert.deepEqual(fields(await plan(config('batch.estimator=per-sample'))), [null], 'the trainer’s own refusal (per-sample needs two ranks), as it words it');
   // Warnings do not fail the plan.
   const loose = await plan(config('batch={schedule: constant, batch: 8, max_micro: 16}'));

@@ -47,6 +47,14 @@ export function processEstimate(config: ModelConfig, microBatch: number, o: Memo
   return { ...e, perRank: e.total, total: e.total * o.ranksInProcess };
 }
 
+/**
+ * Whether a backend keeps the run's tensors in host memory (the host check applies); the webgpu
+ * backend keeps them on the GPU (ADABATCH_WEBGPU_MEMORY_GIB checks that) and only staging copies here.
+ */
+export function usesHostMemory(backend: string): boolean {
+  return backend !== 'webgpu';
+}
+
 export function checkMemory(config: ModelConfig, microBatch: number, o: MemoryCheckOptions, available = availableMemoryBytes()): MemoryEstimate {
   const e = processEstimate(config, microBatch, o);
   if (e.total <= available) return e;

@@ -19,7 +19,7 @@ import { lrScheduleProblems } from '../optim/lr.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
 import { lrRuleFindings } from './lr-rules.js';
-import { availableMemoryBytes, checkMemory, checkTensorLimit, processEstimate } from './memory-check.js';
+import { availableMemoryBytes, checkMemory, checkTensorLimit, processEstimate, usesHostMemory } from './memory-check.js';
 import { trajectory, type PlanRow, type Range } from './plan-trajectory.js';
 import { budgetSamplesOf, checkBudgetSizes, memoryLayout, resolveModel, resolveSchedule } from './run.js';
 import { stepProbe } from './step-probe.js';
@@ -210,7 +210,7 @@ export async function planRun(cfg: TrainConfig, opts: PlanOptions): Promise<RunP
   const available = opts.availableBytes ?? availableMemoryBytes();
   const estimate = processEstimate(model, largestMicro, memoryOptions);
   plan.memory = { perRankBytes: estimate.perRank, processBytes: estimate.total, availableBytes: available };
-  await attempt(errors, () => checkMemory(model, largestMicro, memoryOptions, available), 'batch.max_micro');
+  if (usesHostMemory(cfg.backend)) await attempt(errors, () => checkMemory(model, largestMicro, memoryOptions, available), 'batch.max_micro');
 
   const layout = batchLayout(cfg.batch, opts.ranks);
   const realise = (target: number): BatchPlan => planBatch(target, layout, schedule.needs.microSamples);

@@ -38,7 +38,7 @@ import { Checkpointer, engineStateOf, parseTrainerState, type TrainerStateJson }
 import { trainConfigSchema, type TrainConfig } from './config.js';
 import { checkDeviceMemory } from './device-memory-check.js';
 import { lrRuleFindings } from './lr-rules.js';
-import { checkMemory, checkTensorLimit, type MemoryCheckOptions } from './memory-check.js';
+import { checkMemory, checkTensorLimit, processEstimate, usesHostMemory, type MemoryCheckOptions } from './memory-check.js';
 import { Progress } from './progress.js';
 import { diffPaths, RESUMABLE_CHANGES } from './resume.js';
 import type { StepMetrics } from './step-metrics.js';
@@ -344,7 +344,7 @@ async function resolveRun(cfg: TrainConfig, runDir: string, peers: Peers | null,
   if (rank0) for (const w of lrRuleFindings(cfg)) log(`warning: ${w.field}: ${w.message}`);
   const { schedule, noise, maxBatch } = resolveSchedule(cfg, budgetSamples, ranks, resumed?.state ?? null);
   const { largestMicro, memoryOptions } = memoryLayout(cfg, ranks, maxBatch, peers?.kind === 'threads' ? ranks : 1);
-  const memory = checkMemory(mc, largestMicro, memoryOptions);
+  const memory = usesHostMemory(cfg.backend) ? checkMemory(mc, largestMicro, memoryOptions) : processEstimate(mc, largestMicro, memoryOptions);
 
   const resolved = { ...cfg, run_dir: runDir } as Record<string, unknown>;
   const tokenizerJson = data.tokenizer ? JSON.stringify(data.tokenizer.toJSON()) : null;
