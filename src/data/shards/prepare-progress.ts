@@ -1,10 +1,10 @@
 /**
- * `data prepare`'s progress on stderr, in the style of training's (train/progress.ts): on a terminal
- * one line redrawn in place — bar, input bytes done/total, MB/s of text, tokens, shards, ETA —
- * otherwise a plain line every `everySeconds`. Rates count only the work done in this run (documents
+ * `data prepare`'s progress line on stderr (util/progress-line.ts draws it, as for training): input
+ * bytes done/total, MB/s of text, tokens, shards, ETA. Rates count only the work done in this run (documents
  * skipped on resume are read again but not tokenised, so they would inflate them).
  */
 import { formatCount, formatDuration } from '../../util/format.js';
+import { ProgressLine } from '../../util/progress-line.js';
 
 export interface PrepareState {
   /** Input bytes done (files finished plus an estimate of the current one) and in all, when known. */
@@ -19,18 +19,10 @@ export interface PrepareState {
 
 const MB = 1e6;
 
-export class PrepareProgress {
+export class PrepareProgress extends ProgressLine {
   private readonly t0 = performance.now();
   /** Where and when this run's own work started (after what a resume skips). */
   private started: { inputBytes: number; time: number } | null = null;
-  private lastPrint = 0;
-  private drawn = false;
-
-  constructor(
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-    private readonly everySeconds = 10,
-    private readonly tty = Boolean(stream.isTTY) && !process.env.CI,
-  ) {}
 
   /** Marks where this run's own work starts (after the documents a resume skips). */
   start(inputBytes: number): void {
@@ -51,30 +43,7 @@ export class PrepareProgress {
       `${p.shards} shard${p.shards === 1 ? '' : 's'}`,
       ...(p.totalInputBytes !== null ? [`ETA ${formatDuration(eta)}`] : []),
     ];
-    if (this.tty) {
-      const width = 24;
-      const done = Math.round((frac ?? 0) * width);
-      const bar = frac === null ? '' : '█'.repeat(done) + '░'.repeat(width - done) + ` ${(frac * 100).toFixed(0).padStart(3)}% `;
-      this.stream.write(`\r\x1b[2K${bar}${fields.join(' | ')}`);
-      this.drawn = true;
-      return;
-    }
-    if (force || elapsed - this.lastPrint >= this.everySeconds) {
-      this.lastPrint = elapsed;
-      this.stream.write(`[${formatDuration(elapsed)}] ${frac === null ? '' : `${(frac * 100).toFixed(1)}% `}${fields.join(' | ')}\n`);
-    }
-  }
-
-  /** Prints a message on its own line without garbling the bar. */
-  log(message: string): void {
-    if (this.tty && this.drawn) this.stream.write('\r\x1b[2K');
-    this.stream.write(message + '\n');
-    this.drawn = false;
-  }
-
-  finish(): void {
-    if (this.tty && this.drawn) this.stream.write('\n');
-    this.drawn = false;
+    this.show(frac, fields, elapsed, force);
   }
 }
 
