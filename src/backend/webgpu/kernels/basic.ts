@@ -8,7 +8,7 @@
  * and nothing of what the slot held is lost.
  */
 import type { Tensor } from '../../backend.js';
-import { FLAT_WG, flatGroups, kernel, params, WORKGROUP_SUM, type GpuContext } from './common.js';
+import { FLAT_LOOP, FLAT_WG, flatGroups, kernel, params, WORKGROUP_SUM, type GpuContext } from './common.js';
 
 const FILL = kernel(
   'fill',
@@ -90,9 +90,7 @@ const flatKernel = (name: string, decl: string, body: string) =>
 struct P { n: u32, a: f32 };
 @group(0) @binding(1) var<uniform> p: P;
 ${decl}
-@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { ${body} }
+${FLAT_LOOP} ${body} }
 }`,
   );
 
@@ -133,9 +131,7 @@ struct P { n: u32, scale: f32 };
 @group(0) @binding(2) var<storage, read_write> dst: array<f16>;
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 ${TO_HALF}
-@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = toHalf(src[o(1u) + i] * p.scale); }
+${FLAT_LOOP} dst[o(0u) + i] = toHalf(src[o(1u) + i] * p.scale); }
 }`,
   { f16: true },
 );
@@ -147,9 +143,7 @@ struct P { n: u32, scale: f32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<storage, read> src: array<f16>;
-@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = f32(src[o(1u) + i]) * p.scale; }
+${FLAT_LOOP} dst[o(0u) + i] = f32(src[o(1u) + i]) * p.scale; }
 }`,
   { f16: true },
 );
@@ -161,9 +155,7 @@ struct P { n: u32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> dst: array<f16>;
 @group(0) @binding(3) var<storage, read> src: array<f16>;
-@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) { dst[o(0u) + i] = src[o(1u) + i]; }
+${FLAT_LOOP} dst[o(0u) + i] = src[o(1u) + i]; }
 }`,
   { f16: true },
 );

@@ -55,6 +55,14 @@ export function params(...fields: Array<['u', number] | ['f', number]>): ArrayBu
 /** Workgroup size of the flat (one element per invocation, grid-strided) kernels. */
 export const FLAT_WG = 256;
 
+/**
+ * WGSL: the entry point of a flat kernel, opening its grid-strided loop over element `i` < `p.n`
+ * (the kernel's body follows and closes the loop and the function).
+ */
+export const FLAT_LOOP = `@compute @workgroup_size(${FLAT_WG})
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {`;
+
 /** Workgroups for a flat kernel over n elements (grid-strided beyond the dispatch limit). */
 export function flatGroups(ctx: GpuContext, n: number): [number] {
   return [Math.max(1, Math.min(ctx.limits.maxComputeWorkgroupsPerDimension, Math.ceil(n / FLAT_WG)))];

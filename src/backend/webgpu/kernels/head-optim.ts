@@ -16,7 +16,7 @@
 import type { AdamWParams, HeadLossArgs, Tensor } from '../../backend.js';
 import { BackendArgumentError } from '../../checks.js';
 import { matmul } from './basic.js';
-import { DOUBLE_FLOAT, FLAT_WG, flatGroups, kernel, params, ROW_WG, rowGroups, workgroupSum, type GpuContext } from './common.js';
+import { DOUBLE_FLOAT, FLAT_LOOP, FLAT_WG, flatGroups, kernel, params, ROW_WG, rowGroups, workgroupSum, type GpuContext } from './common.js';
 
 /** Invocations of the row kernels (and of the one-workgroup loss sum). */
 const WG = ROW_WG;
@@ -294,9 +294,6 @@ function adamConstants(p: AdamWParams): { decay: number; stepSize: number; sqrtB
 }
 
 const ADAM_STRUCT = 'struct P { n: u32, decay: f32, b1: f32, omb1: f32, b2: f32, omb2: f32, stepSize: f32, sqrtBc2: f32, eps: f32 };\n@group(0) @binding(1) var<uniform> p: P;';
-const FLAT_MAIN = `@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {`;
 
 /** param, m and v in one pass (three distinct allocations). */
 const ADAMW = kernel(
@@ -307,7 +304,7 @@ ${ADAM_STRUCT}
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> grad: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     let gr = grad[o(3u) + i];
     let mm = p.b1 * m[o(1u) + i] + p.omb1 * gr;
     let vv = p.b2 * v[o(2u) + i] + p.omb2 * gr * gr;
@@ -325,7 +322,7 @@ const ADAMW_M = kernel(
 ${ADAM_STRUCT}
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     m[o(0u) + i] = p.b1 * m[o(0u) + i] + p.omb1 * grad[o(1u) + i];
   }
 }`,
@@ -336,7 +333,7 @@ const ADAMW_V = kernel(
 ${ADAM_STRUCT}
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     let gr = grad[o(1u) + i];
     v[o(0u) + i] = p.b2 * v[o(0u) + i] + p.omb2 * gr * gr;
   }
@@ -349,7 +346,7 @@ ${ADAM_STRUCT}
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read> m: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     param[o(0u) + i] = param[o(0u) + i] * p.decay - (p.stepSize * m[o(1u) + i]) / (sqrt(v[o(2u) + i]) / p.sqrtBc2 + p.eps);
   }
 }`,

@@ -7,11 +7,8 @@
  */
 import type { AdagradParams, LambParams, MuonMomentumParams, Tensor } from '../../backend.js';
 import { BackendArgumentError } from '../../checks.js';
-import { FLAT_WG, flatGroups, kernel, params, type GpuContext } from './common.js';
+import { FLAT_LOOP, flatGroups, kernel, params, type GpuContext } from './common.js';
 
-const FLAT_MAIN = `@compute @workgroup_size(${FLAT_WG})
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  for (var i = g.x; i < p.n; i += nw.x * ${FLAT_WG}u) {`;
 
 function distinct(kernelName: string, named: ReadonlyArray<readonly [string, Tensor]>): void {
   for (const [n, t] of named) if (t.dtype !== 'f32') throw new BackendArgumentError(kernelName, `${n} must be f32 on the webgpu backend, got ${t.dtype}`);
@@ -30,7 +27,7 @@ struct P { n: u32, lr: f32, eps: f32, wd: f32 };
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sum: array<f32>;
 @group(0) @binding(4) var<storage, read> grad: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     let w = param[o(0u) + i];
     let gr = grad[o(2u) + i] + p.wd * w;
     let s = sum[o(1u) + i] + gr * gr;
@@ -57,7 +54,7 @@ struct P { n: u32, b1: f32, omb1: f32, b2: f32, omb2: f32, invBc1: f32, sqrtBc2:
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> param: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     let gr = grad[o(0u) + i];
     let mm = p.b1 * m[o(1u) + i] + p.omb1 * gr;
     let vv = p.b2 * v[o(2u) + i] + p.omb2 * gr * gr;
@@ -86,7 +83,7 @@ struct P { n: u32, beta: f32, omb: f32, nesterov: u32 };
 @group(0) @binding(1) var<uniform> p: P;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
-${FLAT_MAIN}
+${FLAT_LOOP}
     let gr = grad[o(0u) + i];
     let b = buf[o(1u) + i] + p.omb * (gr - buf[o(1u) + i]);
     buf[o(1u) + i] = b;
