@@ -17,6 +17,7 @@ import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.js';
 import { loadTrainConfig } from '../../train/config.js';
 import { formatCount } from '../../util/format.js';
 import { UserError } from '../../util/errors.js';
+import { runSubcommand } from '../subcommands.js';
 
 export const summary = 'tokenise a corpus into token shards that training reads from disk; verify a shard folder';
 
@@ -262,20 +263,6 @@ async function verify(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'prepare':
-      return prepare(rest);
-    case 'verify':
-      return verify(rest);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      console.log(USAGE);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UserError(`data: unknown subcommand '${sub}'\n\n${USAGE}`);
-  }
+export function run(argv: string[]): Promise<number> {
+  return runSubcommand('data', USAGE, { prepare, verify }, argv);
 }

@@ -8,6 +8,7 @@ import { countWords } from '../../data/bpe-train.js';
 import { openCorpus, type CorpusSpec } from '../../data/corpus.js';
 import { loadTokenizer, trainTokenizerFromCounts } from '../../data/tokenizer.js';
 import { UserError } from '../../util/errors.js';
+import { runSubcommand } from '../subcommands.js';
 
 export const summary = 'train a byte-level BPE tokenizer (tokenizer.json); encode and decode text with one';
 
@@ -183,22 +184,6 @@ async function decode(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'train':
-      return train(rest);
-    case 'encode':
-      return encode(rest);
-    case 'decode':
-      return decode(rest);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      console.log(USAGE);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UserError(`tokenizer: unknown subcommand '${sub}'\n\n${USAGE}`);
-  }
+export function run(argv: string[]): Promise<number> {
+  return runSubcommand('tokenizer', USAGE, { train, encode, decode }, argv);
 }
